@@ -1,0 +1,45 @@
+#!/bin/bash
+# Installs and starts what the test suite needs on a Debian 12 machine, when it is missing:
+# Node.js >= 20.19 is assumed (the project's engines); RabbitMQ and PostgreSQL come from Debian.
+# Idempotent: on a machine where everything runs already it only checks.
+set -euo pipefail
+
+need_apt=()
+command -v rabbitmq-server >/dev/null || need_apt+=(rabbitmq-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v hostname >/dev/null || need_apt+=(hostname)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "provision: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ! port_open 5672; then
+  echo "provision: starting RabbitMQ"
+  rabbitmq-server -detached || true
+  for _ in $(seq 1 60); do port_open 5672 && break; sleep 1; done
+fi
+port_open 5672 || { echo "provision: RabbitMQ is not listening on 127.0.0.1:5672" >&2; exit 1; }
+
+if ! port_open 5432; then
+  echo "provision: starting PostgreSQL"
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+  if [ -z "$version" ]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+    pg_createcluster "$version" main >/dev/null
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 30); do port_open 5432 && break; sleep 1; done
+fi
+port_open 5432 || { echo "provision: PostgreSQL is not listening on 127.0.0.1:5432" >&2; exit 1; }
+# The tests connect as postgres over TCP without a password, as the machine's own setup allows.
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+  hba=$(su postgres -c "psql -Atc 'show hba_file'")
+  sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  su postgres -c "psql -Atc 'select pg_reload_conf()'" >/dev/null
+fi
