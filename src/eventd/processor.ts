@@ -1,0 +1,261 @@
+// Turns job files into published transitions: read → parse → build → publish-on-change → record after
+// confirm. Job ids are processed by a few workers, never two at once for the same job, and a job
+// notified again while it is being read is read once more afterwards, so the newest version always
+// wins and nothing is read twice in parallel.
+
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../common/log.js';
+import type { OutgoingMessage } from '../common/message.js';
+import { JobFileError, MAX_JOB_FILE_BYTES, parseJobFile, type GanetiJob } from './jobfile.js';
+import { buildOpEvents, type PublishEvent } from './opmessages.js';
+import type { PublishedRecord } from './record.js';
+import { opsToPublish, recordAfter, type JobRecord } from './transitions.js';
+
+export const JOB_FILE_NAME = /^job-(\d+)$/;
+const FINAL_STATUSES = new Set(['success', 'error', 'canceled']);
+
+/** Ganeti archives job N as `archive/<N / 10000>/job-N`. */
+export function archivedJobPath(queueDir: string, jobId: number): string {
+  return join(queueDir, 'archive', String(Math.floor(jobId / 10000)), `job-${jobId}`);
+}
+
+export function jobIdFromName(name: string): number | undefined {
+  const m = JOB_FILE_NAME.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function jobIsFinished(job: GanetiJob): boolean {
+  return job.ops.every((op) => FINAL_STATUSES.has(op.status));
+}
+
+export interface PublishContext {
+  cluster: string;
+}
+
+export interface ProcessorOptions {
+  queueDir: string;
+  publish: (msg: OutgoingMessage) => Promise<void>;
+  record: PublishedRecord;
+  log: Logger;
+  /** The cluster to publish for, or undefined while this node must not publish (not master). */
+  publishContext: () => PublishContext | undefined;
+  acceptsName: (name: string) => boolean;
+  /** Number of jobs read in parallel. */
+  workers?: number;
+  /** Called on every confirm, with the time the job file's change was noticed (for latency). */
+  onConfirmed?: (msg: OutgoingMessage, noticedAtMs: number) => void;
+  onParseError?: (error: JobFileError) => void;
+}
+
+interface Pending {
+  /** Re-read even if the file looks unchanged (an inotify event says it changed). */
+  force: boolean;
+  noticedAtMs: number;
+  /** Read from the archive: the job was archived while eventd was not watching. */
+  archived: boolean;
+}
+
+/** What a message that is still unconfirmed stands for, so that it can be recorded once it is safe. */
+interface InFlight {
+  jobId: number;
+  event: PublishEvent;
+  finishesJob: boolean;
+}
+
+export class JobProcessor {
+  private readonly pending = new Map<number, Pending>();
+  private readonly active = new Set<number>();
+  /** What was handed to the publisher per job, confirmed or not: the basis for "changed?". */
+  private readonly sent = new Map<number, JobRecord>();
+  /** Identity of the file version last read per job, to skip unchanged files on rescans. */
+  private readonly seenVersion = new Map<number, string>();
+  private readonly inFlight = new Map<string, InFlight>();
+  /** Unconfirmed messages per job; the job is marked done when its last one confirms. */
+  private readonly unconfirmedPerJob = new Map<number, number>();
+  private readonly finishedJobs = new Set<number>();
+  private readonly idleWaiters: (() => void)[] = [];
+  private runningWorkers = 0;
+  private stopped = false;
+
+  constructor(private readonly options: ProcessorOptions) {}
+
+  /** Schedules a job to be read. `force`: an event says the file changed, read even if it looks the same. */
+  notify(jobId: number, how: { force?: boolean; archived?: boolean; noticedAtMs?: number } = {}): void {
+    if (this.stopped) return;
+    const previous = this.pending.get(jobId);
+    this.pending.set(jobId, {
+      force: (previous?.force ?? false) || (how.force ?? true),
+      noticedAtMs: previous?.noticedAtMs ?? how.noticedAtMs ?? Date.now(),
+      archived: how.archived ?? false,
+    });
+    this.pump();
+  }
+
+  /** Forgets what was handed to the publisher but not confirmed: used when this node stops being master. */
+  resetSent(): void {
+    this.sent.clear();
+    this.seenVersion.clear();
+  }
+
+  /** Resolves when no job is waiting or being read (confirms may still be outstanding). */
+  idle(): Promise<void> {
+    if (this.pending.size === 0 && this.runningWorkers === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.pending.clear();
+  }
+
+  /** Messages handed to the publisher and not confirmed yet. */
+  unconfirmedCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Whether a message is a job message of this processor still waiting for its confirm. */
+  owns(messageId: string): boolean {
+    return this.inFlight.has(messageId);
+  }
+
+  /**
+   * The publisher could not confirm these before shutdown and they were put into the outbox: they
+   * are now durable, so they count as published.
+   */
+  recordHandedOff(messages: OutgoingMessage[]): void {
+    for (const msg of messages) this.confirmed(msg.messageId);
+  }
+
+  private pump(): void {
+    const workers = this.options.workers ?? 8;
+    while (this.runningWorkers < workers) {
+      const next = this.takeNext();
+      if (next === undefined) break;
+      this.runningWorkers++;
+      void this.work(next[0], next[1]).finally(() => {
+        this.runningWorkers--;
+        this.active.delete(next[0]);
+        this.pump();
+        if (this.pending.size === 0 && this.runningWorkers === 0) {
+          for (const resolve of this.idleWaiters.splice(0)) resolve();
+        }
+      });
+    }
+  }
+
+  private takeNext(): [number, Pending] | undefined {
+    for (const [jobId, pending] of this.pending) {
+      if (this.active.has(jobId)) continue;
+      this.pending.delete(jobId);
+      this.active.add(jobId);
+      return [jobId, pending];
+    }
+    return undefined;
+  }
+
+  private async work(jobId: number, pending: Pending): Promise<void> {
+    const { log } = this.options;
+    try {
+      const context = this.options.publishContext();
+      if (!context) return;
+      const read = await this.read(jobId, pending);
+      if (!read) return;
+      this.handle(jobId, read.job, read.source, context, pending.noticedAtMs);
+    } catch (err) {
+      if (err instanceof JobFileError) {
+        log.error({ file: err.source, where: err.where, reason: err.reason }, `job file not usable: ${err.message}`);
+        this.options.onParseError?.(err);
+      } else {
+        log.error({ err, jobId }, 'reading a job file failed');
+      }
+    }
+  }
+
+  private async read(jobId: number, pending: Pending): Promise<{ job: GanetiJob; source: string } | undefined> {
+    const live = join(this.options.queueDir, `job-${jobId}`);
+    const paths = pending.archived ? [archivedJobPath(this.options.queueDir, jobId)] : [live, archivedJobPath(this.options.queueDir, jobId)];
+    for (const path of paths) {
+      let handle;
+      try {
+        handle = await open(path, 'r');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        throw err;
+      }
+      try {
+        const stat = await handle.stat();
+        const version = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+        if (!pending.force && this.seenVersion.get(jobId) === version) return undefined;
+        this.seenVersion.set(jobId, version);
+        if (stat.size > MAX_JOB_FILE_BYTES) {
+          throw new JobFileError(path, '(document)', `file of ${stat.size} bytes is over the ${MAX_JOB_FILE_BYTES}-byte limit`);
+        }
+        const bytes = await handle.readFile();
+        return { job: parseJobFile(bytes, path), source: path };
+      } finally {
+        await handle.close();
+      }
+    }
+    this.options.log.debug({ jobId }, 'job file vanished before it was read (archived or deleted)');
+    return undefined;
+  }
+
+  private handle(jobId: number, job: GanetiJob, source: string, context: PublishContext, noticedAtMs: number): void {
+    const { log, record } = this.options;
+    if (job.id !== jobId) {
+      throw new JobFileError(source, 'id', `job id ${job.id} does not match the file name`);
+    }
+    const events = buildOpEvents(job, { cluster: context.cluster, nowMs: Date.now(), acceptsName: this.options.acceptsName });
+    for (const event of events) {
+      if (event.kind === 'invalid') log.warn({ file: source, op: event.opIndex, reason: event.reason }, `op ${event.opIndex} of ${source} not published: ${event.reason}`);
+      else if (event.kind === 'ignored') log.trace({ file: source, op: event.opIndex, reason: event.reason }, 'op ignored');
+      else if (event.warning) log.warn({ file: source, op: event.opIndex }, event.warning);
+    }
+    const base: JobRecord | undefined = this.sent.get(jobId) ?? record.get(jobId);
+    const toPublish = opsToPublish(base, events);
+    this.sent.set(jobId, recordAfter(base, toPublish));
+    const finished = jobIsFinished(job);
+    if (finished) this.finishedJobs.add(jobId);
+    if (toPublish.length === 0) {
+      if (finished && !this.unconfirmedPerJob.has(jobId)) this.finishJob(jobId);
+      return;
+    }
+    // The record gets an entry before the first confirm, so that its floor cannot pass over a job
+    // that is still owed one if eventd dies now.
+    record.markSeen(jobId);
+    for (const event of toPublish) {
+      this.inFlight.set(event.message.messageId, { jobId, event, finishesJob: finished });
+      this.unconfirmedPerJob.set(jobId, (this.unconfirmedPerJob.get(jobId) ?? 0) + 1);
+      this.options.publish(event.message).then(
+        () => {
+          this.confirmed(event.message.messageId);
+          this.options.onConfirmed?.(event.message, noticedAtMs);
+        },
+        // Only a shutdown rejects; main hands those messages to the outbox and records them then.
+        () => undefined,
+      );
+    }
+  }
+
+  private confirmed(messageId: string): void {
+    const entry = this.inFlight.get(messageId);
+    if (!entry) return;
+    this.inFlight.delete(messageId);
+    this.options.record.markPublished(entry.jobId, entry.event.opIndex, entry.event.transition);
+    const left = (this.unconfirmedPerJob.get(entry.jobId) ?? 1) - 1;
+    if (left > 0) {
+      this.unconfirmedPerJob.set(entry.jobId, left);
+      return;
+    }
+    this.unconfirmedPerJob.delete(entry.jobId);
+    if (this.finishedJobs.has(entry.jobId)) this.finishJob(entry.jobId);
+  }
+
+  private finishJob(jobId: number): void {
+    this.finishedJobs.delete(jobId);
+    this.sent.delete(jobId);
+    this.options.record.markDone(jobId);
+  }
+}

@@ -1,0 +1,136 @@
+// Watches Ganeti's queue directory. Ganeti writes every job-file version to a temp file and renames
+// it over `job-N`, so a watcher sees a new (or replaced) `job-N` entry; its temp files
+// (`job-N-<pid>-<n>.tmp`, `job-N<random>.new`) also start with `job-` and are filtered out by the
+// exact name. inotify can overflow and the directory can be deleted and created again
+// (`gnt-cluster destroy` / `init`): in both cases, and on any watcher error, the owner is asked to
+// rescan, and the watch is re-established on the new directory by itself.
+
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../common/log.js';
+import { jobIdFromName, JOB_FILE_NAME } from './processor.js';
+
+export interface QueueWatcherOptions {
+  queueDir: string;
+  log: Logger;
+  onJob: (jobId: number, noticedAtMs: number) => void;
+  /** The directory may have changed without events (new directory, watcher error, overflow). */
+  onRescan: (reason: string) => void;
+  /** How often to check that the watched directory is still the same one. */
+  checkIntervalMs?: number;
+}
+
+/** Job ids of the `job-N` files directly in a directory; none when it does not exist. */
+export async function listJobIds(dir: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const ids: number[] = [];
+  for (const name of names) {
+    const id = jobIdFromName(name);
+    if (id !== undefined) ids.push(id);
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/** Job ids in `queue/archive/<n>/`, only in the subdirectories that can hold ids at or above `fromId`. */
+export async function listArchivedJobIds(queueDir: string, fromId = 0): Promise<number[]> {
+  const archive = join(queueDir, 'archive');
+  let subdirs: string[];
+  try {
+    subdirs = await readdir(archive);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const minBucket = Math.floor(fromId / 10000);
+  const ids: number[] = [];
+  for (const sub of subdirs) {
+    if (!/^\d+$/.test(sub) || Number(sub) < minBucket) continue;
+    for (const id of await listJobIds(join(archive, sub))) if (id >= fromId) ids.push(id);
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+export class QueueWatcher {
+  private watcher: FSWatcher | undefined;
+  private dirIdentity: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private everWatched = false;
+  private ready: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: QueueWatcherOptions) {}
+
+  /** Starts watching (or waiting for the directory to appear); resolves once the watch is in place. */
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
+    this.timer.unref();
+    await this.ready;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  /** Re-creates the watch when the directory appeared, vanished or was replaced by a new one. */
+  private async check(): Promise<void> {
+    if (this.closed) return;
+    const identity = await stat(this.options.queueDir).then(
+      (s) => (s.isDirectory() ? `${s.dev}:${s.ino}` : undefined),
+      () => undefined,
+    );
+    if (identity === this.dirIdentity) return;
+    const { log, queueDir } = this.options;
+    this.dirIdentity = identity;
+    await this.watcher?.close();
+    this.watcher = undefined;
+    if (identity === undefined) {
+      log.warn({ queueDir }, 'queue directory is gone; waiting for it to come back');
+      return;
+    }
+    const again = this.everWatched;
+    this.everWatched = true;
+    if (again) log.warn({ queueDir }, 'queue directory was re-created; watching the new one');
+    this.ready = this.watchDir();
+    await this.ready;
+    this.options.onRescan(again ? 'queue directory re-created' : 'watch started');
+  }
+
+  private watchDir(): Promise<void> {
+    const { queueDir, log, onJob } = this.options;
+    const watcher = watch(queueDir, {
+      depth: 0,
+      ignoreInitial: true,
+      persistent: true,
+      // Ganeti's own writes are atomic renames: no need for chokidar's rename/editor heuristics,
+      // which would only delay events.
+      atomic: false,
+      ignored: (path: string) => path !== queueDir && !JOB_FILE_NAME.test(basename(path)),
+    });
+    const onFile = (path: string) => {
+      const id = jobIdFromName(basename(path));
+      if (id !== undefined) onJob(id, Date.now());
+    };
+    watcher.on('add', onFile);
+    watcher.on('change', onFile);
+    watcher.on('unlinkDir', (path: string) => {
+      if (path === queueDir) void this.check();
+    });
+    watcher.on('error', (err: unknown) => {
+      log.error({ err }, 'queue watcher error; rescanning');
+      this.options.onRescan('watcher error');
+    });
+    this.watcher = watcher;
+    return new Promise((resolve) => watcher.once('ready', () => resolve()));
+  }
+}
