@@ -226,6 +226,7 @@ export class JobProcessor {
     // that is still owed one if eventd dies now.
     record.markSeen(jobId);
     for (const event of toPublish) {
+      log.debug({ messageId: event.message.messageId, routingKey: event.message.routingKey }, 'publishing');
       this.inFlight.set(event.message.messageId, { jobId, event, finishesJob: finished });
       this.unconfirmedPerJob.set(jobId, (this.unconfirmedPerJob.get(jobId) ?? 0) + 1);
       this.options.publish(event.message).then(

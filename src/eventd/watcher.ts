@@ -64,6 +64,8 @@ export class QueueWatcher {
   private closed = false;
   private everWatched = false;
   private ready: Promise<void> = Promise.resolve();
+  /** Checks run one after another, so two can never both install a watch. */
+  private checking: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: QueueWatcherOptions) {}
 
@@ -83,10 +85,17 @@ export class QueueWatcher {
   }
 
   /** Re-creates the watch when the directory appeared, vanished or was replaced by a new one. */
-  private async check(): Promise<void> {
+  private check(): Promise<void> {
+    this.checking = this.checking.then(() => this.checkNow());
+    return this.checking;
+  }
+
+  private async checkNow(): Promise<void> {
     if (this.closed) return;
+    // A directory created right after the old one was deleted often gets the same inode number; its
+    // birth time tells them apart.
     const identity = await stat(this.options.queueDir).then(
-      (s) => (s.isDirectory() ? `${s.dev}:${s.ino}` : undefined),
+      (s) => (s.isDirectory() ? `${s.dev}:${s.ino}:${s.birthtimeMs}` : undefined),
       () => undefined,
     );
     if (identity === this.dirIdentity) return;
@@ -112,17 +121,22 @@ export class QueueWatcher {
       depth: 0,
       ignoreInitial: true,
       persistent: true,
-      // Ganeti's own writes are atomic renames: no need for chokidar's rename/editor heuristics,
-      // which would only delay events.
       atomic: false,
-      ignored: (path: string) => path !== queueDir && !JOB_FILE_NAME.test(basename(path)),
+      // Files are not chokidar's business here (see the 'raw' handler): ignoring them spares one
+      // inotify watch and one stat per job file, which matters with thousands of live jobs.
+      ignored: (path: string) => path !== queueDir,
     });
-    const onFile = (path: string) => {
-      const id = jobIdFromName(basename(path));
+    // Job names come from chokidar's raw directory events, not its 'add'/'change' events: chokidar
+    // drops a 'change' that follows another on the same path within 50 ms, and Ganeti writes versions
+    // of one job 4 ms apart, so a job's newest (even final) version would otherwise wait for a rescan.
+    // A rename away (archiving) is reported too; reading then finds the job in the archive.
+    watcher.on('raw', (event: string, name: unknown, details: unknown) => {
+      if ((details as { watchedPath?: string } | undefined)?.watchedPath !== queueDir) return;
+      const id = typeof name === 'string' ? jobIdFromName(name) : undefined;
       if (id !== undefined) onJob(id, Date.now());
-    };
-    watcher.on('add', onFile);
-    watcher.on('change', onFile);
+      // The directory itself deleted or moved (inotify IN_DELETE_SELF/IN_MOVE_SELF).
+      else if (event === 'rename' && (name === null || name === basename(queueDir))) void this.check();
+    });
     watcher.on('unlinkDir', (path: string) => {
       if (path === queueDir) void this.check();
     });

@@ -1,0 +1,154 @@
+// Runs the real snf-ganeti-eventd as a child process on scratch directories, with scratch ssconf
+// files, and collects its JSON log lines.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const FIXTURES = join(ROOT, 'test', 'fixtures', 'ganeti-3.0');
+
+export interface EventdDirs {
+  root: string;
+  queueDir: string;
+  dataDir: string;
+  stateDir: string;
+  outboxDir: string;
+}
+
+export function makeDirs(root: string, cluster = 'cluster1.example.test', master = 'node1.example.test'): EventdDirs {
+  const dirs = {
+    root,
+    queueDir: join(root, 'queue'),
+    dataDir: join(root, 'data'),
+    stateDir: join(root, 'state'),
+    outboxDir: join(root, 'outbox'),
+  };
+  for (const d of [dirs.queueDir, dirs.dataDir, dirs.stateDir]) mkdirSync(d, { recursive: true });
+  setSsconf(dirs, cluster, master);
+  return dirs;
+}
+
+/** Writes ssconf values the way Ganeti does: temp file, then rename. */
+export function setSsconf(dirs: EventdDirs, cluster: string, master: string): void {
+  for (const [name, value] of [
+    ['ssconf_cluster_name', cluster],
+    ['ssconf_master_node', master],
+  ] as const) {
+    const tmp = join(dirs.dataDir, `${name}.tmp`);
+    writeFileSync(tmp, `${value}\n`);
+    renameSync(tmp, join(dirs.dataDir, name));
+  }
+}
+
+/** Writes one job-file version as Ganeti does: a temp file in the queue directory renamed over job-N. */
+export function renameJobVersion(queueDir: string, job: number, bytes: Buffer | string): void {
+  const tmp = join(queueDir, `job-${job}-4242-${Math.random().toString(36).slice(2, 8)}.tmp`);
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, join(queueDir, `job-${job}`));
+}
+
+export interface FixtureVersion {
+  job: number;
+  file: string;
+  t: number;
+}
+
+/** Every recorded job-file version in the order Ganeti wrote them (versions.jsonl), archive copies excluded. */
+export function fixtureVersions(): FixtureVersion[] {
+  const index = JSON.parse(readFileSync(join(FIXTURES, 'index.json'), 'utf8')) as {
+    jobs: { job: number; versions: { file: string; t: number; writer: string }[] }[];
+  };
+  const all: FixtureVersion[] = [];
+  for (const j of index.jobs) for (const v of j.versions) if (v.writer !== 'archive-rename') all.push({ job: j.job, file: v.file, t: v.t });
+  return all.sort((a, b) => a.t - b.t);
+}
+
+export const fixtureBytes = (file: string): Buffer => readFileSync(join(FIXTURES, file));
+
+export interface RunningEventd {
+  proc: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string[];
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export function startEventd(dirs: EventdDirs, url: string, extra: string[] = [], node = 'node1.example.test'): RunningEventd {
+  const args = [
+    '--import',
+    'tsx',
+    join(ROOT, 'src/eventd/main.ts'),
+    '--settings-file',
+    '/dev/null',
+    '--queue-dir',
+    dirs.queueDir,
+    '--ganeti-data-dir',
+    dirs.dataDir,
+    '--state-dir',
+    dirs.stateDir,
+    '--outbox-dir',
+    dirs.outboxDir,
+    '--amqp-url',
+    url,
+    '--node-name',
+    node,
+    '--log-level',
+    'debug',
+    ...extra,
+  ];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<() => void>();
+  let buffered = '';
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ unparsed: line });
+      }
+    }
+    for (const w of waiters) w();
+  });
+  proc.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    proc,
+    lines,
+    stderr,
+    exited,
+    waitForLog(pred, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(pred);
+          if (found) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(found);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`log line not seen within ${timeoutMs} ms; last lines:\n${lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export const isWatching = (l: Record<string, unknown>): boolean => l.msg === 'watching the queue directory';
