@@ -59,7 +59,7 @@ export class Eventd {
     this.node = settings.nodeName ?? nodeFqdn();
     const topology: TopologyOptions = { exchange: settings.exchange, prefix: settings.prefix, queueType: 'classic' };
     this.record = new PublishedRecord(settings.stateDir);
-    this.publisher = new Publisher({ urls: settings.amqpUrl, topology, log: rootLog.child({ component: 'publisher' }) });
+    this.publisher = new Publisher({ urls: settings.amqpUrl, topology, log: rootLog.child({ component: 'publisher' }), maxInFlight: settings.maxInFlight });
     this.outbox = new Outbox(settings.outboxDir, { log: rootLog.child({ component: 'outbox' }) });
     this.processor = new JobProcessor({
       queueDir: settings.queueDir,
@@ -68,6 +68,7 @@ export class Eventd {
       log: rootLog.child({ component: 'jobs' }),
       publishContext: () => (this.master && this.view.cluster ? { cluster: this.view.cluster } : undefined),
       acceptsName: (name) => routingPrefix(name) === settings.prefix,
+      maxUnconfirmed: settings.maxInFlight,
     });
     this.watcher = new QueueWatcher({
       queueDir: settings.queueDir,

@@ -1,9 +1,10 @@
 // Turns job files into published transitions: read → parse → build → publish-on-change → record after
-// confirm. Job ids are processed by a few workers, never two at once for the same job, and a job
-// notified again while it is being read is read once more afterwards, so the newest version always
-// wins and nothing is read twice in parallel.
+// confirm. Notified jobs wait in an ordered set (a job notified twice is read once, at its newest
+// version) and are read synchronously in time slices that yield to the event loop between them: a job
+// file is a few KiB in the page cache, and four plain syscalls cost ~20 µs where the promise API's
+// four thread-pool round trips cost ~15 times more (measured in bench/eventd).
 
-import { open } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { OutgoingMessage } from '../common/message.js';
@@ -41,8 +42,13 @@ export interface ProcessorOptions {
   /** The cluster to publish for, or undefined while this node must not publish (not master). */
   publishContext: () => PublishContext | undefined;
   acceptsName: (name: string) => boolean;
-  /** Number of jobs read in parallel. */
-  workers?: number;
+  /** Longest run of synchronous reading before yielding to the event loop. */
+  sliceMs?: number;
+  /**
+   * Reading pauses while this many messages wait for their confirm: a burst of job files then waits
+   * on disk, where it already is, instead of in memory (eventd's RSS stays bounded).
+   */
+  maxUnconfirmed?: number;
   /** Called on every confirm, with the time the job file's change was noticed (for latency). */
   onConfirmed?: (msg: OutgoingMessage, noticedAtMs: number) => void;
   onParseError?: (error: JobFileError) => void;
@@ -65,7 +71,6 @@ interface InFlight {
 
 export class JobProcessor {
   private readonly pending = new Map<number, Pending>();
-  private readonly active = new Set<number>();
   /** What was handed to the publisher per job, confirmed or not: the basis for "changed?". */
   private readonly sent = new Map<number, JobRecord>();
   /** Identity of the file version last read per job, to skip unchanged files on rescans. */
@@ -75,7 +80,7 @@ export class JobProcessor {
   private readonly unconfirmedPerJob = new Map<number, number>();
   private readonly finishedJobs = new Set<number>();
   private readonly idleWaiters: (() => void)[] = [];
-  private runningWorkers = 0;
+  private scheduled = false;
   private stopped = false;
 
   constructor(private readonly options: ProcessorOptions) {}
@@ -98,9 +103,9 @@ export class JobProcessor {
     this.seenVersion.clear();
   }
 
-  /** Resolves when no job is waiting or being read (confirms may still be outstanding). */
+  /** Resolves when no job is waiting to be read (confirms may still be outstanding). */
   idle(): Promise<void> {
-    if (this.pending.size === 0 && this.runningWorkers === 0) return Promise.resolve();
+    if (this.pending.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -128,38 +133,36 @@ export class JobProcessor {
   }
 
   private pump(): void {
-    const workers = this.options.workers ?? 8;
-    while (this.runningWorkers < workers) {
-      const next = this.takeNext();
-      if (next === undefined) break;
-      this.runningWorkers++;
-      void this.work(next[0], next[1]).finally(() => {
-        this.runningWorkers--;
-        this.active.delete(next[0]);
-        this.pump();
-        if (this.pending.size === 0 && this.runningWorkers === 0) {
-          for (const resolve of this.idleWaiters.splice(0)) resolve();
-        }
-      });
-    }
+    if (this.scheduled || this.pending.size === 0) return;
+    this.scheduled = true;
+    setImmediate(() => this.runSlice());
   }
 
-  private takeNext(): [number, Pending] | undefined {
+  private runSlice(): void {
+    this.scheduled = false;
+    const until = performance.now() + (this.options.sliceMs ?? 10);
+    const maxUnconfirmed = this.options.maxUnconfirmed ?? 2000;
     for (const [jobId, pending] of this.pending) {
-      if (this.active.has(jobId)) continue;
+      if (this.inFlight.size >= maxUnconfirmed) {
+        // Confirms will make room; look again shortly rather than spinning.
+        this.scheduled = true;
+        setTimeout(() => this.runSlice(), 2);
+        return;
+      }
       this.pending.delete(jobId);
-      this.active.add(jobId);
-      return [jobId, pending];
+      this.work(jobId, pending);
+      if (performance.now() >= until) break;
     }
-    return undefined;
+    if (this.pending.size > 0) this.pump();
+    else for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private async work(jobId: number, pending: Pending): Promise<void> {
+  private work(jobId: number, pending: Pending): void {
     const { log } = this.options;
     try {
       const context = this.options.publishContext();
       if (!context) return;
-      const read = await this.read(jobId, pending);
+      const read = this.read(jobId, pending);
       if (!read) return;
       this.handle(jobId, read.job, read.source, context, pending.noticedAtMs);
     } catch (err) {
@@ -172,30 +175,35 @@ export class JobProcessor {
     }
   }
 
-  private async read(jobId: number, pending: Pending): Promise<{ job: GanetiJob; source: string } | undefined> {
+  private read(jobId: number, pending: Pending): { job: GanetiJob; source: string } | undefined {
     const live = join(this.options.queueDir, `job-${jobId}`);
-    const paths = pending.archived ? [archivedJobPath(this.options.queueDir, jobId)] : [live, archivedJobPath(this.options.queueDir, jobId)];
-    for (const path of paths) {
-      let handle;
+    const archived = archivedJobPath(this.options.queueDir, jobId);
+    for (const path of pending.archived ? [archived] : [live, archived]) {
+      let fd: number;
       try {
-        handle = await open(path, 'r');
+        fd = openSync(path, 'r');
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') continue;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw err;
       }
       try {
-        const stat = await handle.stat();
+        const stat = fstatSync(fd);
         const version = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
         if (!pending.force && this.seenVersion.get(jobId) === version) return undefined;
         this.seenVersion.set(jobId, version);
         if (stat.size > MAX_JOB_FILE_BYTES) {
           throw new JobFileError(path, '(document)', `file of ${stat.size} bytes is over the ${MAX_JOB_FILE_BYTES}-byte limit`);
         }
-        const bytes = await handle.readFile();
-        return { job: parseJobFile(bytes, path), source: path };
+        const bytes = Buffer.allocUnsafe(stat.size);
+        let filled = 0;
+        while (filled < bytes.length) {
+          const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
+          if (n === 0) break;
+          filled += n;
+        }
+        return { job: parseJobFile(bytes.subarray(0, filled), path), source: path };
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     }
     this.options.log.debug({ jobId }, 'job file vanished before it was read (archived or deleted)');

@@ -74,6 +74,8 @@ export class PublishedRecord {
   private horizon = 0;
   private logFd: number | undefined;
   private logLines = 0;
+  /** Lines not written yet: appends of one event-loop turn go out in one write. */
+  private unwritten: string[] = [];
   /** True when no snapshot existed: a first start on this node. */
   readonly fresh: boolean;
 
@@ -133,6 +135,8 @@ export class PublishedRecord {
 
   /** Rewrites the snapshot, folding the log into it and dropping jobs below the floor. */
   compact(): void {
+    // The snapshot below includes every pending line's effect: they need not be written.
+    this.unwritten = [];
     this.advanceFloor();
     for (const [id, entry] of this.jobs) if (id < this.doneBelowValue && entry.done) this.jobs.delete(id);
     const snapshot: Snapshot = { version: 1, doneBelow: this.doneBelowValue, jobs: Object.fromEntries(this.jobs) };
@@ -184,8 +188,18 @@ export class PublishedRecord {
 
   private append(line: LogLine): void {
     if (this.logFd === undefined) return;
-    writeSync(this.logFd, formatLogLine(line));
-    if (++this.logLines >= COMPACT_AFTER) this.compact();
+    if (this.unwritten.length === 0) setImmediate(() => this.flush());
+    this.unwritten.push(formatLogLine(line));
+  }
+
+  /** Writes the pending lines (also before compaction and on close, so none is ever dropped). */
+  flush(): void {
+    if (this.logFd === undefined || this.unwritten.length === 0) return;
+    const lines = this.unwritten;
+    this.unwritten = [];
+    writeSync(this.logFd, lines.join(''));
+    this.logLines += lines.length;
+    if (this.logLines >= COMPACT_AFTER) this.compact();
   }
 
   private closeLog(): void {

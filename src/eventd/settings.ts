@@ -20,6 +20,12 @@ export const eventdSettings = {
   },
   nodeName: { kind: 'string', describe: "this node's name as Ganeti knows it (default: its FQDN)" },
   heartbeatInterval: { kind: 'number', describe: 'seconds between eventd-heartbeat messages', default: 30, check: checkPositive },
+  maxInFlight: {
+    kind: 'integer',
+    describe: 'messages published but not yet confirmed, at most; job files wait on disk beyond it',
+    default: 5000,
+    check: checkPositive,
+  },
   rescanInterval: {
     kind: 'number',
     describe: 'seconds between safety rescans of the queue directory (inotify can overflow)',

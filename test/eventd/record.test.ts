@@ -27,6 +27,7 @@ t.test('survives a restart: snapshot plus log, torn tail ignored', async (t) => 
   a.markSeen(6);
   a.markPublished(6, 1, 'running:2');
   a.markDone(5);
+  a.flush();
   // A crash: no close(); the last append is torn.
   appendFileSync(join(dir, 'record.log'), 'op 6 1 succ');
   const b = new PublishedRecord(dir);
