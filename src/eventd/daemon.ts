@@ -13,7 +13,7 @@ import { eventdSettings } from './settings.js';
 import { isMaster, readClusterView, sameView, type ClusterView } from './ssconf.js';
 import { PublishedRecord } from './record.js';
 import { JobProcessor } from './processor.js';
-import { listArchivedJobIds, listJobIds, QueueWatcher } from './watcher.js';
+import { listArchivedJobIds, listJobIds, QueueWatcher, readQueueSerial } from './watcher.js';
 
 const SHUTDOWN_CONFIRM_WAIT_MS = 3000;
 const SSCONF_POLL_MS = 1000;
@@ -141,6 +141,11 @@ export class Eventd {
    */
   private async startupScan(): Promise<void> {
     const queueDir = this.settings.queueDir;
+    const serial = await readQueueSerial(queueDir);
+    if (serial !== undefined && serial < this.record.highestJobId()) {
+      this.log.warn({ serial, recorded: this.record.highestJobId() }, 'the job queue was re-created while eventd was down: starting a new record');
+      this.record.reset();
+    }
     const [live, archived] = await Promise.all([listJobIds(queueDir), listArchivedJobIds(queueDir, this.record.doneBelow)]);
     if (this.record.fresh || !this.master) {
       // A first start treats the archive as history from before eventd ran here; a node that is not
@@ -162,7 +167,13 @@ export class Eventd {
   private async rescan(reason: string): Promise<void> {
     // The first watch is followed by the start-up scan, which reads everything anyway.
     if (reason === 'watch started') return;
+    if (reason === 'queue directory re-created') {
+      // A new cluster numbers its jobs from 1 again: what the record says of job N was another job.
+      this.record.reset();
+      this.processor.resetSent();
+    }
     const live = await listJobIds(this.settings.queueDir);
+    this.processor.forgetAllBut(live);
     const force = reason !== 'periodic';
     for (const id of live) this.processor.notify(id, { force });
     // The periodic safety rescan only reads files whose identity changed; it is routine, not news.

@@ -97,6 +97,15 @@ export class JobProcessor {
     this.pump();
   }
 
+  /**
+   * Forgets the file identities of jobs no longer in the queue directory (archived), so a daemon that
+   * runs for months keeps state only for live jobs.
+   */
+  forgetAllBut(liveJobIds: Iterable<number>): void {
+    const live = new Set(liveJobIds);
+    for (const id of this.seenVersion.keys()) if (!live.has(id)) this.seenVersion.delete(id);
+  }
+
   /** Forgets what was handed to the publisher but not confirmed: used when this node stops being master. */
   resetSent(): void {
     this.sent.clear();

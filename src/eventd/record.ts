@@ -133,6 +133,24 @@ export class PublishedRecord {
     this.append({ kind: 'floor', doneBelow: jobId });
   }
 
+  /** The highest job id this record knows of (or below its floor), -1 when it knows none. */
+  highestJobId(): number {
+    let highest = this.doneBelowValue - 1;
+    for (const id of this.jobs.keys()) if (id > highest) highest = id;
+    return highest;
+  }
+
+  /**
+   * Forgets everything: the queue was re-created (`gnt-cluster destroy` and `init`), and Ganeti
+   * numbers the new cluster's jobs from 1 again.
+   */
+  reset(): void {
+    this.jobs.clear();
+    this.doneBelowValue = 0;
+    this.horizon = 0;
+    this.compact();
+  }
+
   /** Rewrites the snapshot, folding the log into it and dropping jobs below the floor. */
   compact(): void {
     // The snapshot below includes every pending line's effect: they need not be written.

@@ -15,7 +15,7 @@
 //   notice at once that the queue directory was deleted or created again.
 
 import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../common/log.js';
@@ -65,6 +65,16 @@ export async function listArchivedJobIds(queueDir: string, fromId = 0): Promise<
     for (const id of await listJobIds(join(archive, sub))) if (id >= fromId) ids.push(id);
   }
   return ids.sort((a, b) => a - b);
+}
+
+/** Ganeti's `queue/serial`: the last job id it handed out, or undefined when missing or unreadable. */
+export async function readQueueSerial(queueDir: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(join(queueDir, 'serial'), 'utf8')).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class QueueWatcher {

@@ -1,7 +1,7 @@
 // eventd under faults, with real processes, a real broker and real renames: nothing is lost.
 
 import t, { type Test } from 'tap';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startConsumer, type TestConsumer } from '../helpers/consumer.js';
 import { startPrivateRabbit } from '../helpers/rabbit.js';
@@ -136,11 +136,17 @@ t.test('the queue directory deleted and created again (gnt-cluster destroy / ini
   mkdirSync(dirs.queueDir);
   await eventd.waitForLog((l) => l.msg === 'queue directory was re-created; watching the new one');
   await replay(dirs.queueDir, versions.filter((v) => v.job === 6));
+  // The new cluster numbers its jobs from 1 again: its job 5 must be published although the old
+  // cluster's job 5 was.
+  await replay(dirs.queueDir, versions.filter((v) => v.job === 5));
   const consumer = await startConsumer(vhost.url, topology);
   t.teardown(() => consumer.close());
   const must = [...finalIds(new Set([5])), ...finalIds(new Set([6]))];
   await consumer.waitFor((ms) => must.every((id) => ms.some((m) => m.properties.messageId === id)), 15_000);
   t.pass('jobs before and after the re-creation published');
+  const final5 = finalIds(new Set([5]))[0];
+  await consumer.waitFor((ms) => ms.filter((m) => m.properties.messageId === final5).length >= 2, 10_000);
+  t.pass("the new cluster's job 5 is published too, not taken for the old one");
 });
 
 t.test('not master: nothing published until ssconf says this node is master', async (t) => {
@@ -161,4 +167,28 @@ t.test('not master: nothing published until ssconf says this node is master', as
   await consumer.waitFor((ms) => must.every((id) => ms.some((m) => m.properties.messageId === id)), 15_000);
   t.pass('after the failover the current state of every queued job is published');
   assertSubsetOfGolden(t, consumer);
+});
+
+t.test('the queue re-created while eventd was down: the new cluster\'s jobs are published', async (t) => {
+  const vhost = await createVhost();
+  t.teardown(() => vhost.remove());
+  const dirs = makeDirs(t.testdir());
+  const versions = fixtureVersions();
+  const first = startEventd(dirs, vhost.url, ['--heartbeat-interval', '3600']);
+  await first.waitForLog(isWatching);
+  await replay(dirs.queueDir, versions.filter((v) => v.job === 5 || v.job === 6));
+  await sleep(300);
+  t.equal(await first.stop('SIGTERM'), 0);
+  rmSync(dirs.queueDir, { recursive: true });
+  mkdirSync(dirs.queueDir);
+  writeFileSync(join(dirs.queueDir, 'serial'), '5\n');
+  await replay(dirs.queueDir, versions.filter((v) => v.job === 5), 2);
+  const second = startEventd(dirs, vhost.url, ['--heartbeat-interval', '3600']);
+  t.teardown(() => second.stop('SIGKILL'));
+  await second.waitForLog((l) => /re-created while eventd was down/.test(String(l.msg)));
+  const consumer = await startConsumer(vhost.url, topology);
+  t.teardown(() => consumer.close());
+  const final5 = finalIds(new Set([5]))[0];
+  await consumer.waitFor((ms) => ms.filter((m) => m.properties.messageId === final5).length >= 2, 10_000);
+  t.pass('job 5 of the new cluster published');
 });

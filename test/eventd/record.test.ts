@@ -69,3 +69,20 @@ t.test('raiseFloor declares history handled', async (t) => {
   r.raiseFloor(10);
   t.equal(r.doneBelow, 50, 'never lowered');
 });
+
+t.test('reset forgets the old cluster\'s jobs', async (t) => {
+  const dir = t.testdir();
+  const r = new PublishedRecord(dir);
+  r.markPublished(1, 0, 'success:3');
+  r.markDone(1);
+  r.markSeen(9);
+  r.scannedBelow(10);
+  r.compact();
+  t.equal(r.highestJobId(), 9);
+  r.reset();
+  t.equal(r.get(1), undefined);
+  t.equal(r.isDone(1), false, 'job 1 of the new cluster is owed everything');
+  t.equal(r.highestJobId(), -1);
+  r.close();
+  t.equal(new PublishedRecord(dir).isDone(1), false, 'also after a restart');
+});
