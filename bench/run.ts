@@ -1,15 +1,19 @@
-// npm run bench: every benchmark in turn, each printing `BENCH ...` lines with its floor and ratio.
-// BENCH_ONLY=eventd,hook runs a subset.
+// npm run bench: every benchmark in turn, each in its own process (so one's memory and event loop
+// cannot skew another's), each printing its floor and the ratio. BENCH_ONLY=eventd,hook runs a subset.
 
-import { benchEventd } from './eventd.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const all: Record<string, () => Promise<void>> = {
-  eventd: benchEventd,
-};
-
+const names = ['eventd', 'hook', 'progress', 'dispatcher'];
 const only = process.env.BENCH_ONLY?.split(',');
-for (const [name, run] of Object.entries(all)) {
+let failed = false;
+for (const name of names) {
   if (only && !only.includes(name)) continue;
+  const script = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
+  if (!existsSync(script)) continue;
   process.stdout.write(`== bench/${name}\n`);
-  await run();
+  const result = spawnSync(process.execPath, ['--import', 'tsx', script], { stdio: 'inherit' });
+  if (result.status !== 0) failed = true;
 }
+process.exit(failed ? 1 : 0);
