@@ -6,7 +6,6 @@
 // what is wrong with it.
 
 import { readFileSync } from 'node:fs';
-import yargs from 'yargs';
 
 export const ENV_PREFIX = 'SNF_GTOOLS_';
 export const DEFAULT_SETTINGS_FILE = '/etc/default/snf-cyclades-gtools';
@@ -132,13 +131,23 @@ function readIfExists(path: string): string | undefined {
 /**
  * Resolves every setting of `specs` from the four sources and validates it. `--help` and `--version`
  * print and exit, as operators expect of any command.
+ *
+ * yargs is loaded only when there are command-line arguments: it adds ~14 MB to a process, and the
+ * daemons under systemd, the hook under Ganeti and the monitor under snf-image get their settings
+ * from the environment and the settings file, where every byte of a node's memory counts.
  */
-export function loadSettings<S extends SettingSpecs>(
+export async function loadSettings<S extends SettingSpecs>(
   specs: S,
   options: LoadOptions,
-): Settings<S> & { _: string[] } {
-  const env = options.env ?? process.env;
-  const readFile = options.readFile ?? readIfExists;
+): Promise<Settings<S> & { _: string[] }> {
+  const argv = options.argv.length === 0 ? { _: [] } : await parseFlags(specs, options);
+  return resolveSettings(specs, options, argv);
+}
+
+type ParsedFlags = Record<string, unknown> & { _: (string | number)[] };
+
+async function parseFlags(specs: SettingSpecs, options: LoadOptions): Promise<ParsedFlags> {
+  const { default: yargs } = await import('yargs');
   let parser = yargs(options.argv)
     .scriptName(options.scriptName)
     .usage(options.usage ?? `Usage: $0 [options]${options.positional ? ' ' + options.positional.join(' ') : ''}`)
@@ -166,8 +175,12 @@ export function loadSettings<S extends SettingSpecs>(
       ...(spec.alias ? { alias: spec.alias } : {}),
     });
   }
-  const argv = parser.parseSync() as Record<string, unknown> & { _: (string | number)[] };
+  return parser.parseSync() as ParsedFlags;
+}
 
+function resolveSettings<S extends SettingSpecs>(specs: S, options: LoadOptions, argv: ParsedFlags): Settings<S> & { _: string[] } {
+  const env = options.env ?? process.env;
+  const readFile = options.readFile ?? readIfExists;
   const settingsFile = (argv['settingsFile'] as string | undefined) ?? env[SETTINGS_FILE_ENV] ?? DEFAULT_SETTINGS_FILE;
   const fileText = readFile(settingsFile);
   const fileValues = fileText === undefined ? new Map<string, string>() : parseSettingsFile(fileText, settingsFile);

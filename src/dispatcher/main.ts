@@ -283,7 +283,7 @@ async function main(): Promise<void> {
   const { flags, positionals } = splitArgv(process.argv.slice(2));
   let settings: DispatcherSettings;
   try {
-    settings = loadSettings(dispatcherSettings, {
+    settings = await loadSettings(dispatcherSettings, {
       argv: flags,
       ...withoutFlagOnly(process.env),
       scriptName: PROGRAM,

@@ -12,7 +12,7 @@ const PROGRAM = 'snf-ganeti-eventd';
 async function main(): Promise<void> {
   let settings: EventdSettings;
   try {
-    settings = loadSettings(eventdSettings, { argv: process.argv.slice(2), scriptName: PROGRAM, version: packageVersion() });
+    settings = await loadSettings(eventdSettings, { argv: process.argv.slice(2), scriptName: PROGRAM, version: packageVersion() });
   } catch (err) {
     if (err instanceof SettingsError) {
       process.stderr.write(`${PROGRAM}: ${err.message}\n`);

@@ -50,7 +50,7 @@ const { flags: argv, positionals } = splitArgv(process.argv.slice(2), monitorSet
 // First the flags alone (defaults for everything else), so that a usage error is told apart from a
 // settings problem.
 try {
-  loadSettings(monitorSettings, { argv, env: {}, readFile: () => undefined, scriptName: PROGRAM, positional: ['<instance_name>'] });
+  await loadSettings(monitorSettings, { argv, env: {}, readFile: () => undefined, scriptName: PROGRAM, positional: ['<instance_name>'] });
 } catch (err) {
   echo(`${PROGRAM}: ${(err as Error).message}\n${usage}`);
   process.exit(1);
@@ -62,9 +62,9 @@ if (positionals.length !== 1 || positionals[0] === '') {
 const instance = positionals[0] as string;
 
 let settingsProblem: string | undefined;
-let settings: ReturnType<typeof loadSettings<typeof monitorSettings>> | undefined;
+let settings: Awaited<ReturnType<typeof loadSettings<typeof monitorSettings>>> | undefined;
 try {
-  settings = loadSettings(monitorSettings, { argv, scriptName: PROGRAM, positional: ['<instance_name>'] });
+  settings = await loadSettings(monitorSettings, { argv, scriptName: PROGRAM, positional: ['<instance_name>'] });
 } catch (err) {
   if (!(err instanceof SettingsError)) throw err;
   settingsProblem = err.message;

@@ -27,7 +27,7 @@ t.test('names: flag and environment variable', async (t) => {
 });
 
 t.test('defaults when no source gives a value', async (t) => {
-  const s = loadSettings(specs, { argv: [], env: {}, readFile: noFile, scriptName: 'x' });
+  const s = await loadSettings(specs, { argv: [], env: {}, readFile: noFile, scriptName: 'x' });
   t.same(s.amqpUrl, ['amqp://guest:guest@127.0.0.1:5672/']);
   t.equal(s.heartbeatInterval, 30);
   t.equal(s.strict, false);
@@ -37,52 +37,46 @@ t.test('defaults when no source gives a value', async (t) => {
 t.test('precedence: flag > env > file > default', async (t) => {
   const fileText = 'SNF_GTOOLS_QUEUE_DIR=/from/file\nSNF_GTOOLS_PREFIX=filep\nSNF_GTOOLS_HEARTBEAT_INTERVAL=5\n';
   const env = { SNF_GTOOLS_PREFIX: 'envp', SNF_GTOOLS_HEARTBEAT_INTERVAL: '7' };
-  const s = loadSettings(specs, { argv: ['--heartbeat-interval', '9'], env, readFile: file(fileText), scriptName: 'x' });
+  const s = await loadSettings(specs, { argv: ['--heartbeat-interval', '9'], env, readFile: file(fileText), scriptName: 'x' });
   t.equal(s.heartbeatInterval, 9, 'flag wins over env and file');
   t.equal(s.prefix, 'envp', 'env wins over file');
   t.equal(s.queueDir, '/from/file', 'file wins over default');
 });
 
 t.test('lists: repeated flags and comma-separated variables', async (t) => {
-  const a = loadSettings(specs, {
+  const a = await loadSettings(specs, {
     argv: ['--amqp-url', 'amqp://a:1@h1', '--amqp-url', 'amqps://b:2@h2:5671'],
     env: {},
     readFile: noFile,
     scriptName: 'x',
   });
   t.same(a.amqpUrl, ['amqp://a:1@h1', 'amqps://b:2@h2:5671']);
-  const b = loadSettings(specs, { argv: [], env: { SNF_GTOOLS_AMQP_URL: 'amqp://h1, amqp://h2' }, readFile: noFile, scriptName: 'x' });
+  const b = await loadSettings(specs, { argv: [], env: { SNF_GTOOLS_AMQP_URL: 'amqp://h1, amqp://h2' }, readFile: noFile, scriptName: 'x' });
   t.same(b.amqpUrl, ['amqp://h1', 'amqp://h2']);
 });
 
 t.test('validation errors name the setting, its source and the problem', async (t) => {
-  t.throws(
-    () => loadSettings(specs, { argv: ['--heartbeat-interval', 'soon'], env: {}, readFile: noFile, scriptName: 'x' }),
+  await t.rejects(loadSettings(specs, { argv: ['--heartbeat-interval', 'soon'], env: {}, readFile: noFile, scriptName: 'x' }),
     { name: 'SettingsError', message: /setting heartbeat-interval \(flag --heartbeat-interval\): "soon" is not a number/ },
   );
-  t.throws(
-    () => loadSettings(specs, { argv: [], env: { SNF_GTOOLS_HEARTBEAT_INTERVAL: '-1' }, readFile: noFile, scriptName: 'x' }),
+  await t.rejects(loadSettings(specs, { argv: [], env: { SNF_GTOOLS_HEARTBEAT_INTERVAL: '-1' }, readFile: noFile, scriptName: 'x' }),
     { message: /setting heartbeat-interval \(environment SNF_GTOOLS_HEARTBEAT_INTERVAL\): must be positive/ },
   );
-  const urlError = (() => {
-    try {
-      loadSettings(specs, { argv: [], env: {}, readFile: file('SNF_GTOOLS_AMQP_URL=http://u:secret@h\n'), scriptName: 'x' });
-    } catch (err) {
-      return err;
-    }
-    return undefined;
-  })();
+  const urlError = await loadSettings(specs, { argv: [], env: {}, readFile: file('SNF_GTOOLS_AMQP_URL=http://u:secret@h\n'), scriptName: 'x' }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   t.type(urlError, SettingsError);
   t.match((urlError as Error).message, /setting amqp-url \(SNF_GTOOLS_AMQP_URL in \/etc\/default\/snf-cyclades-gtools\)/);
   t.match((urlError as Error).message, /not an amqp:\/\/ or amqps:\/\/ URL/);
   t.notMatch((urlError as Error).message, /secret/, 'the password is not echoed');
-  t.throws(() => loadSettings(specs, { argv: [], env: { SNF_GTOOLS_STRICT: 'maybe' }, readFile: noFile, scriptName: 'x' }), {
+  await t.rejects(loadSettings(specs, { argv: [], env: { SNF_GTOOLS_STRICT: 'maybe' }, readFile: noFile, scriptName: 'x' }), {
     message: /strict.*not a boolean/,
   });
-  t.throws(() => loadSettings(specs, { argv: [], env: { SNF_GTOOLS_LOG_LEVEL: 'loud' }, readFile: noFile, scriptName: 'x' }), {
+  await t.rejects(loadSettings(specs, { argv: [], env: { SNF_GTOOLS_LOG_LEVEL: 'loud' }, readFile: noFile, scriptName: 'x' }), {
     message: /log-level.*not a log level/,
   });
-  t.throws(() => loadSettings(specs, { argv: ['--bogus'], env: {}, readFile: noFile, scriptName: 'x' }), {
+  await t.rejects(loadSettings(specs, { argv: ['--bogus'], env: {}, readFile: noFile, scriptName: 'x' }), {
     name: 'SettingsError',
     message: /Unknown argument: bogus/,
   });
@@ -90,11 +84,11 @@ t.test('validation errors name the setting, its source and the problem', async (
 
 t.test('settings file path is overridable, and a named file must exist', async (t) => {
   const read = (p: string) => (p === '/tmp/other' ? 'SNF_GTOOLS_PREFIX=other\n' : undefined);
-  const s = loadSettings(specs, { argv: ['--settings-file', '/tmp/other'], env: {}, readFile: read, scriptName: 'x' });
+  const s = await loadSettings(specs, { argv: ['--settings-file', '/tmp/other'], env: {}, readFile: read, scriptName: 'x' });
   t.equal(s.prefix, 'other');
-  const e = loadSettings(specs, { argv: [], env: { SNF_GTOOLS_SETTINGS_FILE: '/tmp/other' }, readFile: read, scriptName: 'x' });
+  const e = await loadSettings(specs, { argv: [], env: { SNF_GTOOLS_SETTINGS_FILE: '/tmp/other' }, readFile: read, scriptName: 'x' });
   t.equal(e.prefix, 'other');
-  t.throws(() => loadSettings(specs, { argv: ['--settings-file', '/nope'], env: {}, readFile: read, scriptName: 'x' }), {
+  await t.rejects(loadSettings(specs, { argv: ['--settings-file', '/nope'], env: {}, readFile: read, scriptName: 'x' }), {
     message: /settings file \/nope does not exist/,
   });
 });
