@@ -56,23 +56,22 @@ function samples(count: number, firstId: number, producing = false): Sample[] {
 
 function startEventdProcess(dirs: EventdDirs, url: string): { proc: ChildProcess; watching: Promise<number>; scanned: Promise<number> } {
   const started = performance.now();
-  const proc = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_EVENTD_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-      join(ROOT, 'dist/src/eventd/main.js'),
-      '--settings-file', '/dev/null',
-      '--queue-dir', dirs.queueDir,
-      '--ganeti-data-dir', dirs.dataDir,
-      '--state-dir', dirs.stateDir,
-      '--outbox-dir', dirs.outboxDir,
-      '--amqp-url', url,
-      '--node-name', 'node1.example.test',
-      '--heartbeat-interval', '3600',
-      '--log-level', 'info',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  // Settings come from the environment, as under systemd (EnvironmentFile=), not from flags.
+  const proc = spawn(process.execPath, [...(process.env.BENCH_EVENTD_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(ROOT, 'dist/src/eventd/main.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      SNF_GTOOLS_SETTINGS_FILE: '/dev/null',
+      SNF_GTOOLS_QUEUE_DIR: dirs.queueDir,
+      SNF_GTOOLS_GANETI_DATA_DIR: dirs.dataDir,
+      SNF_GTOOLS_STATE_DIR: dirs.stateDir,
+      SNF_GTOOLS_OUTBOX_DIR: dirs.outboxDir,
+      SNF_GTOOLS_AMQP_URL: url,
+      SNF_GTOOLS_NODE_NAME: 'node1.example.test',
+      SNF_GTOOLS_HEARTBEAT_INTERVAL: '3600',
+      SNF_GTOOLS_LOG_LEVEL: 'info',
+    },
+  });
   let resolveWatching: (ms: number) => void = () => undefined;
   let resolveScanned: (ms: number) => void = () => undefined;
   const watching = new Promise<number>((r) => (resolveWatching = r));

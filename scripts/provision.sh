@@ -10,6 +10,16 @@ command -v rabbitmq-server >/dev/null || need_apt+=(rabbitmq-server)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v hostname >/dev/null || need_apt+=(hostname)
+# Packaging tests (test/packaging): build the .deb files, lint them, check the units.
+command -v dh >/dev/null || need_apt+=(debhelper)
+command -v dpkg-buildpackage >/dev/null || need_apt+=(dpkg-dev)
+command -v help2man >/dev/null || need_apt+=(help2man)
+command -v lintian >/dev/null || need_apt+=(lintian)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v man >/dev/null || need_apt+=(man-db)
+command -v adduser >/dev/null || need_apt+=(adduser)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+command -v python3 >/dev/null || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "provision: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -7,6 +7,10 @@
 //
 // Messages waiting for the window, in flight and waiting for a retry are all kept in memory; callers
 // that must survive a crash hand what `close()` returns (or what they could not hand over) to the outbox.
+//
+// Events: 'connected' (redacted URL), 'disconnected' (error), and per message 'published', 'confirmed',
+// 'nacked', 'returned', 'retry' with the message's id, routing key, type and timestamp but not its body
+// (kept only serialized while unconfirmed; close() gives whole messages back).
 
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
@@ -48,7 +52,11 @@ type JobState = 'waiting' | 'inflight' | 'delayed' | 'done';
 interface Job {
   /** Acceptance order, so that close() returns messages in the order they were given. */
   seq: number;
-  msg: OutgoingMessage;
+  /**
+   * The message without its body: the body is kept only serialized, in `content`. With thousands of
+   * messages awaiting confirms, holding both forms would double the publisher's memory.
+   */
+  msg: Omit<OutgoingMessage, 'body'>;
   content: Buffer;
   props: Options.Publish;
   resolve: () => void;
@@ -144,6 +152,11 @@ function shuffled<T>(items: readonly T[]): T[] {
 const errorText = (err: unknown): string => redactText(err instanceof Error ? err.message : String(err));
 
 const noop = (): void => {};
+
+/** The message a job stands for, body included (parsed back from what was serialized). */
+function fullMessage(job: Job): OutgoingMessage {
+  return { ...job.msg, body: JSON.parse(job.content.toString('utf8')) as Record<string, unknown> };
+}
 
 export class Publisher extends EventEmitter {
   private readonly urls: string[];
@@ -259,7 +272,7 @@ export class Publisher extends EventEmitter {
     return new Promise<void>((resolve, reject) => {
       const job: Job = {
         seq: this.nextSeq++,
-        msg,
+        msg: { messageId: msg.messageId, routingKey: msg.routingKey, type: msg.type, timestampMs: msg.timestampMs },
         content,
         props,
         resolve,
@@ -270,6 +283,7 @@ export class Publisher extends EventEmitter {
       };
       this.pending++;
       this.waiting.push(job);
+      this.emit('published', job.msg);
       this.pump();
     });
   }
@@ -330,7 +344,7 @@ export class Publisher extends EventEmitter {
     }
     if (left.length > 0) this.log.warn({ unconfirmed: left.length }, 'publisher closed with unconfirmed messages');
     else this.log.info('publisher closed');
-    return left.map((job) => job.msg);
+    return left.map(fullMessage);
   }
 
   // ---- connecting ----

@@ -81,8 +81,12 @@ export interface ConsumerOptions {
   /** Backoff of database retries and reconnects, in milliseconds. */
   minDelayMs?: number;
   maxDelayMs?: number;
-  /** Called for every settled delivery (tests assert outcomes through it). */
+  /** Called for every settled delivery (tests and metrics count outcomes through it). */
   onOutcome?: (delivery: Delivery, outcome: Outcome) => void;
+  /** Called after every database transaction with its duration (metrics). */
+  onTransaction?: (seconds: number) => void;
+  /** Called when consuming starts on a connection (true) and when the connection is lost (false). */
+  onConnection?: (connected: boolean) => void;
 }
 
 interface Pending {
@@ -153,6 +157,7 @@ export class Consumer {
       try {
         await this.open(url);
         this.log.info({ broker: redactUrl(url) }, 'consuming');
+        this.options.onConnection?.(true);
         return;
       } catch (err) {
         if (this.stopping) return;
@@ -209,6 +214,7 @@ export class Consumer {
   private lost(connection: ChannelModel): void {
     if (this.connection !== connection || this.stopping) return;
     this.log.warn('lost the broker connection; reconnecting');
+    this.options.onConnection?.(false);
     this.connection = null;
     this.channel = null;
     this.buffer = [];
@@ -231,7 +237,9 @@ export class Consumer {
   private async process(batch: Pending[]): Promise<void> {
     let pending = batch;
     for (let attempt = 1; pending.length > 0; attempt++) {
+      const started = performance.now();
       const outcomes = await settleBatch(this.store, pending.map(delivery));
+      this.options.onTransaction?.((performance.now() - started) / 1000);
       const retry: Pending[] = [];
       let reason = '';
       outcomes.forEach((outcome, i) => {

@@ -13,6 +13,8 @@ import { Consumer, backoffDelay } from './consumer.js';
 import { DEFAULT_DATABASE_OPTIONS, isTransientDbError, migrate, openDatabase, type Database } from './db.js';
 import { dispatcherSettings, FLAG_ONLY } from './settings.js';
 import { Store } from './store.js';
+import * as notify from '../common/notify.js';
+import { createDispatcherMetrics, createRegistry, startMetricsServer, type DispatcherMetrics } from '../common/metrics.js';
 import { heartbeats, networks, servers, table } from './views.js';
 
 const PROGRAM = 'snf-dispatcher';
@@ -106,7 +108,9 @@ async function daemon(s: DispatcherSettings, log: Logger): Promise<void> {
     exiting = true;
     log.info({ signal }, 'stopping: finishing the batch in hand');
     stopping.abort();
+    const told = notify.stopping('stopping: finishing the batch in hand');
     void (async () => {
+      await Promise.race([told, new Promise((r) => setTimeout(r, 2000))]);
       await consumer?.stop();
       await db?.knex.destroy();
       log.info('stopped');
@@ -123,8 +127,52 @@ async function daemon(s: DispatcherSettings, log: Logger): Promise<void> {
   db = await openReady(s, log, stopping.signal);
   if (stopping.signal.aborted) return;
   const store = new Store(db, { prefix: s.prefix, strict: s.strict });
-  consumer = new Consumer(store, { amqpUrls: s.amqpUrl, topology: topologyOf(s), prefetch: s.prefetch, batchSize: s.batchSize }, log);
+  const openDb = db;
+  const metrics = s.metricsPort === undefined ? undefined : await serveMetrics(s, openDb);
+  const counts = { applied: 0, ignored: 0, dead_lettered: 0, retried: 0 };
+  let lastError = '';
+  let connections = 0;
+  consumer = new Consumer(
+    store,
+    {
+      amqpUrls: s.amqpUrl,
+      topology: topologyOf(s),
+      prefetch: s.prefetch,
+      batchSize: s.batchSize,
+      onOutcome: (delivery, outcome) => {
+        const name = outcome.kind === 'ack' ? outcome.result : outcome.kind === 'dead-letter' ? 'dead_lettered' : 'retried';
+        counts[name]++;
+        if (outcome.kind !== 'ack') lastError = `${outcome.kind} on ${delivery.queue}: ${outcome.reason}`;
+        metrics?.outcome(delivery.queue, name);
+      },
+      onTransaction: (seconds) => metrics?.transactionSeconds.observe(seconds),
+      onConnection: (connected) => {
+        if (connected && connections++ > 0) metrics?.reconnects.inc();
+        metrics?.connected.set(connected ? 1 : 0);
+        if (!connected) lastError = 'broker connection lost';
+      },
+    },
+    log,
+  );
   await consumer.start();
+  if (stopping.signal.aborted) return;
+  notify.startWatchdog(() => !exiting);
+  const statusLine = () =>
+    `consuming prefix ${s.prefix} into ${openDb.dialect}: ${counts.applied} applied, ${counts.ignored} ignored, ` +
+    `${counts.dead_lettered} dead-lettered, ${counts.retried} held for retry${lastError ? `; last problem: ${lastError}` : ''}`;
+  await notify.ready(statusLine());
+  setInterval(() => void notify.status(statusLine()), 10_000).unref();
+}
+
+/** The metrics endpoint; heartbeat ages are read from the database at scrape time. */
+async function serveMetrics(s: DispatcherSettings, db: Database): Promise<DispatcherMetrics> {
+  const registry = createRegistry(PROGRAM);
+  const metrics = createDispatcherMetrics(registry, {
+    heartbeatAges: async () =>
+      (await heartbeats(db, s.maxSilence)).flatMap((h) => (h.lastAgeSeconds === null ? [] : [{ cluster: h.cluster, ageSeconds: h.lastAgeSeconds }])),
+  });
+  await startMetricsServer({ registry, host: s.metricsHost, port: s.metricsPort! });
+  return metrics;
 }
 
 async function withDb<T>(s: DispatcherSettings, fn: (db: Database) => Promise<T>): Promise<T> {

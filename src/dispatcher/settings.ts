@@ -1,5 +1,6 @@
 // snf-dispatcher's settings: the shared ones plus the database, the queues and the operator flags.
 
+import { metricsSettings } from '../common/metrics.js';
 import { checkPositive, commonSettings, redactUrl, type SettingSpecs } from '../common/settings.js';
 
 const DEFAULT_DB_PATH = '/var/lib/snf-dispatcher/dispatcher.sqlite';
@@ -50,6 +51,7 @@ export const dispatcherSettings = {
   },
   json: { kind: 'boolean', describe: 'servers, networks, queues, status-check: print JSON instead of a table (flag only)', default: false },
   yes: { kind: 'boolean', describe: 'drain-queue, purge-queues, retry-dead-letters: do not ask (flag only)', default: false },
+  ...metricsSettings,
 } satisfies SettingSpecs;
 
 /** Flags that only make sense typed on a command line: an environment or settings file never sets them. */

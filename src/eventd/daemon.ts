@@ -3,6 +3,7 @@
 // is in jobfile/opmessages/transitions, the I/O in the watcher, processor, publisher and outbox.
 
 import type { Logger } from '../common/log.js';
+import { instrumentPublisher, type EventdMetrics } from '../common/metrics.js';
 import { nodeFqdn } from '../common/fqdn.js';
 import { HEARTBEAT_KEY, routingPrefix, type TopologyOptions } from '../common/topology.js';
 import type { Settings } from '../common/settings.js';
@@ -53,8 +54,15 @@ export class Eventd {
   private readonly drainAbort = new AbortController();
   private stopping: Promise<void> | undefined;
 
+  /** The last problem worth telling an operator (systemd's STATUS line), with when it happened. */
+  private lastError: string | undefined;
+
   /** `rootLog` is the program's logger; every component gets its own child of it. */
-  constructor(private readonly settings: EventdSettings, rootLog: Logger) {
+  constructor(
+    private readonly settings: EventdSettings,
+    rootLog: Logger,
+    private readonly metrics?: EventdMetrics,
+  ) {
     this.log = rootLog.child({ component: 'eventd' });
     this.node = settings.nodeName ?? nodeFqdn();
     const topology: TopologyOptions = { exchange: settings.exchange, prefix: settings.prefix, queueType: 'classic' };
@@ -69,13 +77,51 @@ export class Eventd {
       publishContext: () => (this.master && this.view.cluster ? { cluster: this.view.cluster } : undefined),
       acceptsName: (name) => routingPrefix(name) === settings.prefix,
       maxUnconfirmed: settings.maxInFlight,
+      onConfirmed: (_id, noticedAtMs) => metrics?.renameToConfirm.observe((Date.now() - noticedAtMs) / 1000),
+      onParseError: (err) => {
+        metrics?.jobFileParseErrors.inc();
+        this.noteError(`job file ${err.source}: ${err.reason}`);
+      },
     });
     this.watcher = new QueueWatcher({
       queueDir: settings.queueDir,
       log: rootLog.child({ component: 'watcher' }),
-      onJob: (jobId, noticedAtMs) => this.processor.notify(jobId, { force: true, noticedAtMs }),
+      onJob: (jobId, noticedAtMs) => {
+        metrics?.jobFileEvents.inc();
+        this.processor.notify(jobId, { force: true, noticedAtMs });
+      },
       onRescan: (reason) => void this.rescan(reason),
     });
+  }
+
+  /** Resolves once the publisher is connected and has declared the topology. */
+  connected(): Promise<boolean> {
+    return this.publisher.waitConnected(2 ** 31 - 1);
+  }
+
+  /** What eventd is doing, in an operator's words (systemd's STATUS= line). */
+  async statusLine(): Promise<string> {
+    const role = this.master ? 'master, publishing jobs' : 'not master, draining the outbox only';
+    const outbox = await this.outbox.messageCount().catch(() => NaN);
+    const broker = this.publisher.isConnected() ? 'broker connected' : 'broker unreachable';
+    const error = this.lastError ? `; last error: ${this.lastError}` : '';
+    return `${role} of ${this.view.cluster ?? 'an uninitialised cluster'}; ${broker}; ${outbox} messages in the outbox, ${this.processor.unconfirmedCount()} awaiting confirms${error}`;
+  }
+
+  outboxMessageCount(): Promise<number> {
+    return this.outbox.messageCount();
+  }
+
+  /**
+   * For the systemd watchdog: the pings come from a timer of the main loop, so a blocked loop stops
+   * them by itself; beyond that eventd is unhealthy once it is shutting down.
+   */
+  healthy(): boolean {
+    return this.stopping === undefined;
+  }
+
+  private noteError(text: string): void {
+    this.lastError = `${text} (${new Date().toISOString().slice(0, 19)}Z)`;
   }
 
   get master(): boolean {
@@ -89,6 +135,8 @@ export class Eventd {
       `starting on ${this.node}: ${this.master ? 'master, publishing jobs' : 'not master, only draining the outbox'}`,
     );
     this.publisher.on('connected', () => this.drainSoon());
+    this.publisher.on('disconnected', (err: unknown) => this.noteError(`broker connection lost: ${err instanceof Error ? err.message : String(err)}`));
+    if (this.metrics) instrumentPublisher(this.publisher, this.metrics);
     this.publisher.start();
     // Watch first, then scan: a version written during the scan is then both seen by the watch and
     // read by the scan, never missed; the processor reads a job once at a time either way.

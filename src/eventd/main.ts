@@ -6,6 +6,8 @@ import { loadSettings, SettingsError } from '../common/settings.js';
 import { packageVersion } from '../common/version.js';
 import { Eventd, type EventdSettings } from './daemon.js';
 import { eventdSettings } from './settings.js';
+import * as notify from '../common/notify.js';
+import { createEventdMetrics, createRegistry, startMetricsServer, type EventdMetrics } from '../common/metrics.js';
 
 const PROGRAM = 'snf-ganeti-eventd';
 
@@ -21,10 +23,22 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: settings.logLevel, name: PROGRAM });
-  const eventd = new Eventd(settings, log);
+  let eventd: Eventd | undefined;
+  let metrics: EventdMetrics | undefined;
+  if (settings.metricsPort !== undefined) {
+    const registry = createRegistry(PROGRAM);
+    metrics = createEventdMetrics(registry, {
+      isMaster: () => eventd?.master ?? false,
+      outboxMessages: () => eventd?.outboxMessageCount() ?? 0,
+    });
+    await startMetricsServer({ registry, host: settings.metricsHost, port: settings.metricsPort });
+  }
+  const daemon = new Eventd(settings, log, metrics);
+  eventd = daemon;
   const onSignal = (signal: string) => {
     log.info({ signal }, 'signal received');
-    eventd.stop().then(
+    const told = notify.stopping('stopping: saving unconfirmed messages to the outbox');
+    daemon.stop().then(() => Promise.race([told, new Promise((r) => setTimeout(r, 2000))])).then(
       () => process.exit(0),
       (err: unknown) => {
         log.fatal({ err }, 'shutdown failed');
@@ -35,7 +49,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    await eventd.start();
+    await daemon.start();
+    await daemon.connected();
+    notify.startWatchdog(() => daemon.healthy());
+    await notify.ready(await daemon.statusLine());
+    // STATUS= follows what eventd does: role, broker, outbox, last error.
+    setInterval(() => void daemon.statusLine().then(notify.status), 10_000).unref();
   } catch (err) {
     log.fatal({ err }, 'eventd could not start');
     process.exit(1);

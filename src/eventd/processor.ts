@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { OutgoingMessage } from '../common/message.js';
 import { JobFileError, MAX_JOB_FILE_BYTES, parseJobFile, type GanetiJob } from './jobfile.js';
-import { buildOpEvents, type PublishEvent } from './opmessages.js';
+import { buildOpEvents } from './opmessages.js';
 import type { PublishedRecord } from './record.js';
 import { opsToPublish, recordAfter, type JobRecord } from './transitions.js';
 
@@ -50,7 +50,7 @@ export interface ProcessorOptions {
    */
   maxUnconfirmed?: number;
   /** Called on every confirm, with the time the job file's change was noticed (for latency). */
-  onConfirmed?: (msg: OutgoingMessage, noticedAtMs: number) => void;
+  onConfirmed?: (messageId: string, noticedAtMs: number) => void;
   onParseError?: (error: JobFileError) => void;
 }
 
@@ -62,11 +62,14 @@ interface Pending {
   archived: boolean;
 }
 
-/** What a message that is still unconfirmed stands for, so that it can be recorded once it is safe. */
+/**
+ * What a message that is still unconfirmed stands for, so that it can be recorded once it is safe.
+ * Not the message itself: the publisher holds that, and thousands of copies would add up.
+ */
 interface InFlight {
   jobId: number;
-  event: PublishEvent;
-  finishesJob: boolean;
+  opIndex: number;
+  transition: string;
 }
 
 export class JobProcessor {
@@ -244,12 +247,14 @@ export class JobProcessor {
     record.markSeen(jobId);
     for (const event of toPublish) {
       log.debug({ messageId: event.message.messageId, routingKey: event.message.routingKey }, 'publishing');
-      this.inFlight.set(event.message.messageId, { jobId, event, finishesJob: finished });
+      this.inFlight.set(event.message.messageId, { jobId, opIndex: event.opIndex, transition: event.transition });
       this.unconfirmedPerJob.set(jobId, (this.unconfirmedPerJob.get(jobId) ?? 0) + 1);
+      // The callbacks keep only the id: the message itself is the publisher's to hold until confirmed.
+      const messageId = event.message.messageId;
       this.options.publish(event.message).then(
         () => {
-          this.confirmed(event.message.messageId);
-          this.options.onConfirmed?.(event.message, noticedAtMs);
+          this.confirmed(messageId);
+          this.options.onConfirmed?.(messageId, noticedAtMs);
         },
         // Only a shutdown rejects; main hands those messages to the outbox and records them then.
         () => undefined,
@@ -261,7 +266,7 @@ export class JobProcessor {
     const entry = this.inFlight.get(messageId);
     if (!entry) return;
     this.inFlight.delete(messageId);
-    this.options.record.markPublished(entry.jobId, entry.event.opIndex, entry.event.transition);
+    this.options.record.markPublished(entry.jobId, entry.opIndex, entry.transition);
     const left = (this.unconfirmedPerJob.get(entry.jobId) ?? 1) - 1;
     if (left > 0) {
       this.unconfirmedPerJob.set(entry.jobId, left);

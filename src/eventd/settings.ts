@@ -1,3 +1,4 @@
+import { metricsSettings } from '../common/metrics.js';
 import { checkPositive, commonSettings, type SettingSpecs } from '../common/settings.js';
 
 export const eventdSettings = {
@@ -32,4 +33,5 @@ export const eventdSettings = {
     default: 30,
     check: checkPositive,
   },
+  ...metricsSettings,
 } satisfies SettingSpecs;

@@ -14,6 +14,7 @@ import { DEFAULT_TOPOLOGY } from '../common/topology.js';
 import { Outbox } from '../common/outbox.js';
 import { Publisher } from '../common/publisher.js';
 import { SettingsError, commonSettings, loadSettings, type SettingSpecs } from '../common/settings.js';
+import { packageVersion } from '../common/version.js';
 import { splitArgv } from './args.js';
 import { runMonitor, type MonitorOutbox, type MonitorPublisher } from './monitor.js';
 
@@ -50,7 +51,7 @@ const { flags: argv, positionals } = splitArgv(process.argv.slice(2), monitorSet
 // First the flags alone (defaults for everything else), so that a usage error is told apart from a
 // settings problem.
 try {
-  await loadSettings(monitorSettings, { argv, env: {}, readFile: () => undefined, scriptName: PROGRAM, positional: ['<instance_name>'] });
+  await loadSettings(monitorSettings, { argv, env: {}, readFile: () => undefined, scriptName: PROGRAM, positional: ['<instance_name>'], version: packageVersion() });
 } catch (err) {
   echo(`${PROGRAM}: ${(err as Error).message}\n${usage}`);
   process.exit(1);
@@ -64,7 +65,7 @@ const instance = positionals[0] as string;
 let settingsProblem: string | undefined;
 let settings: Awaited<ReturnType<typeof loadSettings<typeof monitorSettings>>> | undefined;
 try {
-  settings = await loadSettings(monitorSettings, { argv, scriptName: PROGRAM, positional: ['<instance_name>'] });
+  settings = await loadSettings(monitorSettings, { argv, scriptName: PROGRAM, positional: ['<instance_name>'], version: packageVersion() });
 } catch (err) {
   if (!(err instanceof SettingsError)) throw err;
   settingsProblem = err.message;
