@@ -41,7 +41,7 @@ export interface MonitorOptions {
   echo(text: string): void;
   log: Logger;
   now?: () => number;
-  /** Messages allowed to wait in the publisher before the overflow goes to the outbox; default 2,000. */
+  /** Messages allowed to wait in the publisher before the overflow goes to the outbox; default 1,000 (more only adds memory: bench/progress). */
   memoryLimit?: number;
   /** The same bound while the publisher has no connection; default 500. */
   disconnectedLimit?: number;
@@ -84,7 +84,7 @@ export interface MonitorResult {
 
 export async function runMonitor(o: MonitorOptions): Promise<MonitorResult> {
   const now = o.now ?? Date.now;
-  const memoryLimit = o.memoryLimit ?? 2000;
+  const memoryLimit = o.memoryLimit ?? 1000;
   const disconnectedLimit = Math.min(memoryLimit, o.disconnectedLimit ?? 500);
   const batchSize = o.batchSize ?? 500;
   const maxBatch = 2 * batchSize;
