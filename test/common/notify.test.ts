@@ -38,6 +38,8 @@ t.test('READY, STATUS, WATCHDOG and STOPPING arrive in order', async (t) => {
     { WATCHDOG: '1' },
     { STOPPING: '1', STATUS: 'stopping: saving the record' },
   ]);
+  // The listener reports barriers over its own pipe, which can trail the last message by a moment.
+  for (const deadline = Date.now() + 2000; sock.barriers() < 4 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
   t.equal(sock.barriers(), 4, 'each message is followed by a barrier: the helper waits for the receiver');
 });
 
