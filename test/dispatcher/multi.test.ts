@@ -11,7 +11,6 @@ import { goldenStream, prng, shuffle, syntheticStream } from '../fixtures/dispat
 
 t.test('two dispatchers, shuffled and duplicated stream, one PostgreSQL', async (t) => {
   const broker = await scratchBroker(t);
-  if (broker === null) return;
   const { prefix, exchange } = broker.topology;
   const { messages: synthetic } = syntheticStream({ prefix, cluster: 'c3.example.test', vms: 80, seed: 31, firstId: 100 });
   const messages = [...withPrefix(goldenStream(), prefix), ...synthetic];
@@ -23,7 +22,9 @@ t.test('two dispatchers, shuffled and duplicated stream, one PostgreSQL', async 
   const env = isolatedEnv(t);
   const args = ['--amqp-url', AMQP_URL, '--exchange', exchange, '--prefix', prefix, '--db-url', dbUrl, '--prefetch', '10', '--batch-size', '10', '--log-level', 'info'];
   const daemons = [spawnDaemon(t, args, env), spawnDaemon(t, args, env)];
-  await waitFor(() => daemons.every((d) => d.lines.some((l) => l['msg'] === 'consuming')), 30_000, 'both dispatchers consuming');
+  await waitFor(() => daemons.every((d) => d.lines.some((l) => l['msg'] === 'consuming')), 60_000, 'both dispatchers consuming').catch((err: Error) => {
+    throw new Error(`${err.message}\n${daemons.map((d, i) => `dispatcher ${i}:\n${d.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}`).join('\n')}`);
+  });
   for (const m of mixed) broker.publish(m);
   await broker.channel.waitForConfirms();
 

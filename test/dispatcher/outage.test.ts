@@ -17,7 +17,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('postgres stopped mid-stream', async (t) => {
   const broker = await scratchBroker(t);
-  if (broker === null) return;
   const { prefix } = broker.topology;
   const pg = await privatePostgres(t);
   const db = openDatabase(pg.url, { lockTimeoutMs: 2000 });
@@ -50,7 +49,6 @@ t.test('postgres stopped mid-stream', async (t) => {
 
 t.test('sqlite locked by another connection mid-stream', async (t) => {
   const broker = await scratchBroker(t);
-  if (broker === null) return;
   const { prefix } = broker.topology;
   const path = `${scratchDir(t)}/dispatcher.sqlite`;
   const db = openDatabase(path, { lockTimeoutMs: 150 });
