@@ -54,10 +54,18 @@ function samples(count: number, firstId: number, producing = false): Sample[] {
   return out;
 }
 
+/** The node options on a script's `#!` line, so that the daemon runs as installed (BENCH_EVENTD_NODE_FLAGS overrides). */
+function shebangNodeFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  return first.startsWith('#!') ? first.slice(2).trim().split(/\s+/).filter((w) => w.startsWith('--')) : [];
+}
+
 function startEventdProcess(dirs: EventdDirs, url: string, metricsPort?: number): { proc: ChildProcess; watching: Promise<number>; scanned: Promise<number> } {
   const started = performance.now();
   // Settings come from the environment, as under systemd (EnvironmentFile=), not from flags.
-  const proc = spawn(process.execPath, [...(process.env.BENCH_EVENTD_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(ROOT, 'dist/src/eventd/main.js')], {
+  const main = join(ROOT, 'dist/src/eventd/main.js');
+  const flags = process.env.BENCH_EVENTD_NODE_FLAGS?.split(' ').filter(Boolean) ?? shebangNodeFlags(main);
+  const proc = spawn(process.execPath, [...flags, main], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,

@@ -76,7 +76,7 @@ export function parseJobFile(content: string | Uint8Array, source: string): Gane
   try {
     const text = decodeText(content, source);
     const doc = parseJson(text, source);
-    checkDepth(doc, source);
+    if (typeof doc === 'object' && doc !== null) checkDepth(doc, source);
     return readJob(doc, source);
   } catch (err) {
     if (err instanceof JobFileError) throw err;
@@ -115,7 +115,7 @@ function tooLarge(source: string, bytes: number): JobFileError {
 
 /** Names the two common ways a non-job file shows up, before JSON.parse gives a vaguer message. */
 function checkText(text: string, source: string): string {
-  if (text.trim() === '') throw new JobFileError(source, '(document)', 'is empty');
+  if (!/\S/.test(text)) throw new JobFileError(source, '(document)', 'is empty');
   const nul = text.indexOf('\0');
   if (nul !== -1) throw new JobFileError(source, `position ${nul}`, 'contains a NUL byte (binary data?)');
   return text;
@@ -134,14 +134,22 @@ function parseJson(text: string, source: string): unknown {
   }
 }
 
-/** Iterative, so that the check itself cannot overflow the stack. */
-function checkDepth(doc: unknown, source: string): void {
-  const stack: [unknown, number][] = [[doc, 1]];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const [value, depth] = item;
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > MAX_JSON_DEPTH) throw new JobFileError(source, '(document)', `is nested more than ${MAX_JSON_DEPTH} levels deep`);
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+/**
+ * Recursive, but it stops descending past MAX_JSON_DEPTH, so it cannot overflow the stack; and it
+ * allocates nothing (this walk runs over every job-file version eventd reads).
+ */
+function checkDepth(value: object, source: string, depth = 1): void {
+  if (depth > MAX_JSON_DEPTH) throw new JobFileError(source, '(document)', `is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const child: unknown = value[i];
+      if (typeof child === 'object' && child !== null) checkDepth(child, source, depth + 1);
+    }
+    return;
+  }
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === 'object' && child !== null) checkDepth(child, source, depth + 1);
   }
 }
 

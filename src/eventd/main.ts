@@ -1,5 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/node --optimize-for-size
 // snf-ganeti-eventd's entry point: settings, logger, signals. The daemon itself is in daemon.ts.
+//
+// The `#!` line asks V8 to favour size: after a burst of job files its heap otherwise grows lazily to
+// ~145 MB peak RSS, and with the flag stays under ~90 MB at the same latency (bench/eventd). It sets no
+// hard heap limit, which a large live queue could hit and turn into a crash loop.
 
 import { createLogger } from '../common/log.js';
 import { loadSettings, SettingsError } from '../common/settings.js';
