@@ -1,11 +1,13 @@
 // The hook's few settings, read from `/etc/default/snf-cyclades-gtools` (Ganeti clears the environment,
 // so in production the file is the only source; an environment variable still overrides it, for tests).
 //
-// Why not src/common/settings.ts: it imports yargs at load time, which alone costs ~80 ms on Node 20,
-// more than Node's own start-up, on Ganeti's critical path. The file format and the precedence are
-// the same (`parseSettingsFile`'s rules, environment over file over default), with no flags.
+// Not loadSettings: the hook takes no flags, and its four settings need none of that machinery on
+// Ganeti's critical path. The file is parsed by the same parseSettingsFile as every other program's
+// (src/common/settings.ts loads only node:fs at import; yargs only when there are flags), with the
+// same precedence: environment over file over default.
 
 import { readFileSync } from 'node:fs';
+import { parseSettingsFile, SettingsError } from '../common/settings.js';
 
 export const DEFAULT_SETTINGS_FILE = '/etc/default/snf-cyclades-gtools';
 export const DEFAULT_OUTBOX_DIR = '/var/spool/snf-cyclades-gtools/outbox';
@@ -27,20 +29,13 @@ export class HookSettingsError extends Error {
   }
 }
 
-/** `KEY=value` lines: comments (`#`, `;`) and blank lines skipped, optional `export `, optional quotes. */
+/** The settings file's `KEY=value` lines, with a syntax error reported as a HookSettingsError. */
 export function parseKeyValueFile(text: string, path: string): Map<string, string> {
-  const values = new Map<string, string>();
-  text.split(/\r?\n/).forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
-    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!match) throw new HookSettingsError(`${path}:${index + 1}: expected KEY=value, found ${JSON.stringify(line.slice(0, 80))}`);
-    let value = match[2] ?? '';
-    const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) value = value.slice(1, -1);
-    values.set(match[1] ?? '', value);
-  });
-  return values;
+  try {
+    return parseSettingsFile(text, path);
+  } catch (err) {
+    throw err instanceof SettingsError ? new HookSettingsError(err.message) : err;
+  }
 }
 
 function readIfExists(path: string): string | undefined {
