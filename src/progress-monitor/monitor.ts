@@ -134,6 +134,10 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorResult> {
   const runWriter = (all: boolean): Promise<void> => {
     if (writer) return writer;
     writer = (async () => {
+      // Suspend before anything else: with nothing to write, this function would otherwise run to its
+      // end (clearing `writer`) before the assignment above stores its promise, leaving a settled
+      // `writer` that blocks every later write, and parsing with it.
+      await undefined;
       while (overflow.length >= batchSize || (all && overflow.length > 0)) {
         const batch = overflow.length > maxBatch ? overflow.splice(0, maxBatch) : overflow;
         if (batch === overflow) overflow = [];

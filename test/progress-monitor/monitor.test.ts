@@ -203,3 +203,30 @@ t.test('a stream ending long after start does not wait for a connection', async 
   t.same(pub.waitCalls, []);
   t.same(pub.closeTimeouts, [0]);
 });
+
+t.test('the batch timer firing on an empty overflow does not stop later outbox writes (a stalled reader)', async (t) => {
+  // The sequence that once left a settled writer behind: one object starts the batch timer, a full
+  // batch is written before it fires, so the timer finds nothing to write; every later batch must
+  // still be written and reading must go on.
+  const pub = new FakePublisher(false, false);
+  const box = new FakeOutbox();
+  const h = harness(pub, box);
+  const done = h.run({ memoryLimit: 1, disconnectedLimit: 1, batchSize: 10, batchDelayMs: 30 });
+  let next = 0;
+  const send = (n: number) => {
+    let text = '';
+    for (const end = next + n; next < end; next++) text += `${progressLine(next)}\n`;
+    h.input.write(text);
+  };
+  send(2); // one to the publisher (its limit), one to the overflow: the timer starts
+  await new Promise((r) => setTimeout(r, 5));
+  send(9); // the overflow reaches a full batch and is written before the timer fires
+  await new Promise((r) => setTimeout(r, 80)); // the timer fires with nothing to write
+  send(25);
+  await new Promise((r) => setTimeout(r, 80));
+  t.ok(box.messages.length >= 30, `later batches are still written before EOF (${box.messages.length} in the outbox)`);
+  h.input.end();
+  const r = await done;
+  t.match(r, { code: 0, objects: 36, outboxed: 36, lost: 0 });
+  t.equal(new Set(box.messages.map((m) => m.messageId)).size, 36, 'every object in the outbox once');
+});
