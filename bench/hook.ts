@@ -16,6 +16,7 @@ import { startBlackhole } from '../test/helpers/blackhole.js';
 import { sharedRabbitUrl } from '../test/helpers/rabbit.js';
 import { loadFixtureEnv } from '../test/hooks/fixtures.js';
 import { buildPrograms, ganetiEnv } from '../test/hooks/build.js';
+import { percentile } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,11 +47,7 @@ function timed(cmd: string, args: string[], env: Record<string, string>): Promis
   );
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
-};
-const fmt = (xs: number[]) => `median ${pct(xs, 50).toFixed(1)} ms, p95 ${pct(xs, 95).toFixed(1)} ms`;
+const fmt = (xs: number[]) => `median ${percentile(xs, 50).toFixed(1)} ms, p95 ${percentile(xs, 95).toFixed(1)} ms`;
 
 async function main(): Promise<void> {
   const { hook } = buildPrograms();
@@ -93,7 +90,7 @@ async function main(): Promise<void> {
     await conn.close().catch(() => {});
   }
   const queued = readdirSync(outbox).filter((n) => n.endsWith('.msgs')).length;
-  const ratio = pct(hookMs, 50) / pct(floorMs, 50);
+  const ratio = percentile(hookMs, 50) / percentile(floorMs, 50);
   console.log(`hook (broker up, ${RUNS} runs): ${fmt(hookMs)}; ${queued} outbox entries`);
   console.log(`floor (connect + 1 persistent publish + confirm + close): ${fmt(floorMs)}`);
   console.log(`hook/floor median ratio ${ratio.toFixed(2)} — target <= 0.6: ${ratio <= 0.6 ? 'PASS' : 'FAIL'}`);

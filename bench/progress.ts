@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deleteTopology, freePort, sharedRabbitUrl, uniqueTopology } from '../test/helpers/rabbit.js';
 import { buildPrograms } from '../test/hooks/build.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -68,11 +69,6 @@ async function runOnce(monitor: string, env: Record<string, string>, instance: s
   const peakRssMb = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop()) / 1024;
   return { seconds, linesPerSecond: LINES / seconds, peakRssMb, readSeconds, outboxMessages, code };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 
 function report(name: string, runs: ProgressRun[]): void {
   const lps = median(runs.map((r) => r.linesPerSecond));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import amqp from 'amqplib';
 import yargs from 'yargs';
 import { declareTopology, dispatcherQueues } from '../src/common/topology.js';
-import { redactUrl } from '../src/common/settings.js';
+import { redactText } from '../src/common/redact.js';
 import { fixtureBytes, fixtureVersions, makeDirs, renameJobVersion, ROOT } from '../test/helpers/eventd.js';
 
 const args = yargs(process.argv.slice(2))
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < 60 && !(await reachable(base)); i++) await sleep(1000);
     }
     if (!(await reachable(base))) {
-      console.error(`demo: no AMQP broker at ${redactUrl(base)}. Install one with: apt-get install rabbitmq-server`);
+      console.error(`demo: no AMQP broker at ${redactText(base)}. Install one with: apt-get install rabbitmq-server`);
       process.exit(1);
     }
   }

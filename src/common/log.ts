@@ -3,15 +3,9 @@
 // (message, fields, error messages and stacks) and in fields named like secrets.
 
 import pino, { type Logger } from 'pino';
+import { redactText } from './redact.js';
 
 export type { Logger };
-
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*:)[^@/\s"']*@/gi;
-
-/** Replaces the password of every `scheme://user:password@` in a text. */
-export function redactText(text: string): string {
-  return text.replace(URL_CREDENTIALS, '$1***@');
-}
 
 const SECRET_KEYS = /^(password|passwd|pass|secret|key|passphrase|authorization)$/i;
 

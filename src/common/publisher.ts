@@ -16,7 +16,8 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import amqp from 'amqplib';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
-import { redactText, type Logger } from './log.js';
+import type { Logger } from './log.js';
+import { redactText } from './redact.js';
 import { APP_ID, CONTENT_TYPE, type OutgoingMessage } from './message.js';
 import { declareTopology, type TopologyOptions } from './topology.js';
 
@@ -129,16 +130,6 @@ class Deque<T> {
   }
 }
 
-/** A URL with its password replaced, for logs and events. */
-export function redactAmqpUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.href;
-  } catch {
-    return redactText(url);
-  }
-}
 
 function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
@@ -222,10 +213,10 @@ export class Publisher extends EventEmitter {
       try {
         protocol = new URL(url).protocol;
       } catch {
-        throw new TypeError(`${JSON.stringify(redactAmqpUrl(url))} is not a URL`);
+        throw new TypeError(`${JSON.stringify(redactText(url))} is not a URL`);
       }
       if (protocol !== 'amqp:' && protocol !== 'amqps:') {
-        throw new TypeError(`${JSON.stringify(redactAmqpUrl(url))} is not an amqp:// or amqps:// URL`);
+        throw new TypeError(`${JSON.stringify(redactText(url))} is not an amqp:// or amqps:// URL`);
       }
     }
     this.urls = [...options.urls];
@@ -432,7 +423,7 @@ export class Publisher extends EventEmitter {
 
   /** One attempt: TCP (or TLS), AMQP handshake, confirm channel, topology; all within connectTimeoutMs. */
   private openSession(url: string): Promise<Session> {
-    const redacted = redactAmqpUrl(url);
+    const redacted = redactText(url);
     let abandoned = false;
     let session: Session | undefined;
     const socketOptions: Record<string, unknown> = {
@@ -504,7 +495,7 @@ export class Publisher extends EventEmitter {
 
   private logConnectFailure(url: string, err: unknown): void {
     const reason = errorText(err);
-    const fields = { url: redactAmqpUrl(url), err: reason };
+    const fields = { url: redactText(url), err: reason };
     if (this.lastFailure.get(url) === reason) {
       this.log.debug(fields, 'cannot connect to AMQP broker (still)');
     } else {

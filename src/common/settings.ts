@@ -6,6 +6,7 @@
 // what is wrong with it.
 
 import { readFileSync } from 'node:fs';
+import { redactText } from './redact.js';
 
 export const ENV_PREFIX = 'SNF_GTOOLS_';
 export const DEFAULT_SETTINGS_FILE = '/etc/default/snf-cyclades-gtools';
@@ -234,12 +235,12 @@ export function checkAmqpUrls(urls: string[]): string | undefined {
     try {
       parsed = new URL(url);
     } catch {
-      return `${JSON.stringify(redactUrl(url))} is not a URL`;
+      return `${JSON.stringify(redactText(url))} is not a URL`;
     }
     if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-      return `${JSON.stringify(redactUrl(url))} is not an amqp:// or amqps:// URL`;
+      return `${JSON.stringify(redactText(url))} is not an amqp:// or amqps:// URL`;
     }
-    if (!parsed.hostname) return `${JSON.stringify(redactUrl(url))} has no host`;
+    if (!parsed.hostname) return `${JSON.stringify(redactText(url))} has no host`;
   }
   return undefined;
 }
@@ -254,10 +255,6 @@ export const checkLogLevel = (v: string): string | undefined =>
 export const checkPrefix = (v: string): string | undefined =>
   /^[A-Za-z0-9_]+$/.test(v) ? undefined : `${JSON.stringify(v)} is not a routing prefix (letters, digits, _; the text before the first '-' of names)`;
 
-/** A URL with its password replaced, safe for logs and error messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@/\s]*@/i, '$1***@');
-}
 
 /** Settings every program shares. */
 export const commonSettings = {

@@ -8,7 +8,7 @@
 
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../common/log.js';
-import { redactUrl } from '../common/settings.js';
+import { redactText } from '../common/redact.js';
 import { declareTopology, heartbeatQueue, type TopologyOptions } from '../common/topology.js';
 import { isTransientDbError } from './db.js';
 import { decodeMessage, type DispatcherMessage } from './messages.js';
@@ -156,7 +156,7 @@ export class Consumer {
       const url = urls[(attempt - 1) % urls.length] as string;
       try {
         await this.open(url);
-        this.log.info({ broker: redactUrl(url) }, 'consuming');
+        this.log.info({ broker: redactText(url) }, 'consuming');
         this.options.onConnection?.(true);
         return;
       } catch (err) {
@@ -164,7 +164,7 @@ export class Consumer {
         // A refused login or a queue declared with other arguments will not heal by retrying soon,
         // but the operator may fix it without restarting us; keep trying, loudly.
         const delay = backoffDelay(attempt, this.minDelay, this.maxDelay);
-        this.log.error({ broker: redactUrl(url), err, retryInMs: delay }, 'cannot consume from the broker');
+        this.log.error({ broker: redactText(url), err, retryInMs: delay }, 'cannot consume from the broker');
         await sleep(delay, this.stopController.signal);
       }
     }

@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { createLogger, type Logger } from '../common/log.js';
-import { envName, loadSettings, redactUrl, SettingsError, type Settings } from '../common/settings.js';
+import { redactText } from '../common/redact.js';
+import { envName, loadSettings, SettingsError, type Settings } from '../common/settings.js';
 import type { QueueType, TopologyOptions } from '../common/topology.js';
+import { splitArgv } from '../common/args.js';
 import { packageVersion } from '../common/version.js';
 import { allQueues, connectFirst, drainQueue, purgeQueues, queueCounts, retryDeadLetters } from './admin.js';
 import { Consumer, backoffDelay } from './consumer.js';
@@ -123,7 +125,7 @@ async function daemon(s: DispatcherSettings, log: Logger): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  log.info({ database: redactUrl(s.dbUrl), prefix: s.prefix, strict: s.strict, prefetch: s.prefetch, batchSize: s.batchSize }, 'starting');
+  log.info({ database: redactText(s.dbUrl), prefix: s.prefix, strict: s.strict, prefetch: s.prefetch, batchSize: s.batchSize }, 'starting');
   db = await openReady(s, log, stopping.signal);
   if (stopping.signal.aborted) return;
   const store = new Store(db, { prefix: s.prefix, strict: s.strict });
@@ -301,34 +303,9 @@ async function command(name: string, args: string[], s: DispatcherSettings): Pro
   }
 }
 
-/**
- * Separates the command and its argument from the flags: loadSettings is strict and takes no
- * positional arguments, and yargs would let a list flag (`--amqp-url a servers`) swallow the command.
- */
-function splitArgv(argv: readonly string[]): { flags: string[]; positionals: string[] } {
-  const flags: string[] = [];
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i] as string;
-    if (token === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!token.startsWith('-') || token === '-') {
-      positionals.push(token);
-      continue;
-    }
-    flags.push(token);
-    const name = token.replace(/^--?/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const spec = (dispatcherSettings as Record<string, { kind: string } | undefined>)[name];
-    const takesValue = name === 'settingsFile' || (spec !== undefined && spec.kind !== 'boolean');
-    if (takesValue && !token.includes('=') && i + 1 < argv.length) flags.push(argv[++i] as string);
-  }
-  return { flags, positionals };
-}
 
 async function main(): Promise<void> {
-  const { flags, positionals } = splitArgv(process.argv.slice(2));
+  const { flags, positionals } = splitArgv(process.argv.slice(2), dispatcherSettings);
   let settings: DispatcherSettings;
   try {
     settings = await loadSettings(dispatcherSettings, {

@@ -1,7 +1,8 @@
 // snf-dispatcher's settings: the shared ones plus the database, the queues and the operator flags.
 
 import { metricsSettings } from '../common/metrics.js';
-import { checkPositive, commonSettings, redactUrl, type SettingSpecs } from '../common/settings.js';
+import { redactText } from '../common/redact.js';
+import { checkPositive, commonSettings, type SettingSpecs } from '../common/settings.js';
 
 const DEFAULT_DB_PATH = '/var/lib/snf-dispatcher/dispatcher.sqlite';
 
@@ -11,7 +12,7 @@ const checkQueueType = (v: string): string | undefined =>
 const checkDbUrl = (v: string): string | undefined => {
   if (v.trim() === '') return 'needs a SQLite file path or a postgres:// URL';
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) && !/^(postgres|postgresql|sqlite|file):\/\//i.test(v)) {
-    return `${JSON.stringify(redactUrl(v))} is neither a SQLite file path nor a postgres:// URL`;
+    return `${JSON.stringify(redactText(v))} is neither a SQLite file path nor a postgres:// URL`;
   }
   return undefined;
 };

@@ -15,7 +15,7 @@ import { Outbox } from '../common/outbox.js';
 import { Publisher } from '../common/publisher.js';
 import { SettingsError, commonSettings, loadSettings, type SettingSpecs } from '../common/settings.js';
 import { packageVersion } from '../common/version.js';
-import { splitArgv } from './args.js';
+import { splitArgv } from '../common/args.js';
 import { runMonitor, type MonitorOutbox, type MonitorPublisher } from './monitor.js';
 
 export const PROGRAM = 'snf-progress-monitor';

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createLogger, redactText } from '../../src/common/log.js';
+import { createLogger } from '../../src/common/log.js';
+import { redactText } from '../../src/common/redact.js';
 
 function capture() {
   const lines: string[] = [];

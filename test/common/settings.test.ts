@@ -5,10 +5,10 @@ import {
   flagName,
   loadSettings,
   parseSettingsFile,
-  redactUrl,
   SettingsError,
   type SettingSpecs,
 } from '../../src/common/settings.js';
+import { redactText } from '../../src/common/redact.js';
 
 const specs = {
   ...commonSettings,
@@ -105,8 +105,8 @@ t.test('settings file syntax', async (t) => {
   t.throws(() => parseSettingsFile('\u0000\u0001binary', '/etc/x'), { message: /\/etc\/x:1/ });
 });
 
-t.test('redactUrl hides passwords only', async (t) => {
-  t.equal(redactUrl('amqp://user:s3cret@host:5672/vh'), 'amqp://user:***@host:5672/vh');
-  t.equal(redactUrl('amqps://host:5671'), 'amqps://host:5671');
-  t.equal(redactUrl('postgres://u:p@db/x'), 'postgres://u:***@db/x');
+t.test('redactText hides passwords only', async (t) => {
+  t.equal(redactText('amqp://user:s3cret@host:5672/vh'), 'amqp://user:***@host:5672/vh');
+  t.equal(redactText('amqps://host:5671'), 'amqps://host:5671');
+  t.equal(redactText('postgres://u:p@db/x'), 'postgres://u:***@db/x');
 });

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
+import { redactText } from '../../src/common/redact.js';
 import { dispatcherQueues, heartbeatQueue, deadLetterExchange, type TopologyOptions } from '../../src/common/topology.js';
 
 const run = promisify(execFile);
@@ -60,7 +61,7 @@ export async function waitForBroker(url: string, timeoutMs: number): Promise<voi
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  throw new Error(`broker ${url.replace(/:[^:@/]*@/, ':***@')} not up within ${timeoutMs} ms: ${(last as Error)?.message}`);
+  throw new Error(`broker ${redactText(url)} not up within ${timeoutMs} ms: ${(last as Error)?.message}`);
 }
 
 /** A TCP port nobody listens on right now (bind to 0, read, close). */

@@ -2,7 +2,7 @@
 // (strict, no positionals): a flag of a non-boolean setting takes the next word as its value unless it
 // is written `--flag=value`; `--` ends the flags.
 
-import { flagName, type SettingSpecs } from '../common/settings.js';
+import { flagName, type SettingSpecs } from './settings.js';
 
 export function splitArgv(argv: readonly string[], specs: SettingSpecs): { flags: string[]; positionals: string[] } {
   const takesValue = new Set<string>(['--settings-file']);
