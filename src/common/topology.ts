@@ -5,7 +5,6 @@
 /** Synnefo's exchange; `--exchange` may name another, whose dead-letter twin is `<exchange>-dl`. */
 export const EXCHANGE = 'ganeti';
 export const deadLetterExchange = (exchange: string): string => `${exchange}-dl`;
-export const DEAD_LETTER_EXCHANGE = deadLetterExchange(EXCHANGE);
 export const EXCHANGE_TYPE = 'topic';
 
 export interface TopologyOptions {

@@ -98,10 +98,6 @@ export class PublishedRecord {
     return jobId < this.doneBelowValue || this.jobs.get(jobId)?.done === true;
   }
 
-  jobCount(): number {
-    return this.jobs.size;
-  }
-
   markPublished(jobId: number, opIndex: number, transition: string): void {
     const entry = this.entry(jobId);
     while (entry.ops.length <= opIndex) entry.ops.push(null);
