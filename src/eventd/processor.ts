@@ -21,6 +21,17 @@ export function archivedJobPath(queueDir: string, jobId: number): string {
   return join(queueDir, 'archive', String(Math.floor(jobId / 10000)), `job-${jobId}`);
 }
 
+/** Reads from `offset` until end of file or a full buffer; returns the bytes now in the buffer. */
+function readInto(fd: number, buffer: Buffer, offset: number): number {
+  let filled = offset;
+  while (filled < buffer.length) {
+    const n = readSync(fd, buffer, filled, buffer.length - filled, filled);
+    if (n === 0) break;
+    filled += n;
+  }
+  return filled;
+}
+
 export function jobIdFromName(name: string): number | undefined {
   const m = JOB_FILE_NAME.exec(name);
   return m ? Number(m[1]) : undefined;
@@ -83,10 +94,17 @@ export class JobProcessor {
   private readonly unconfirmedPerJob = new Map<number, number>();
   private readonly finishedJobs = new Set<number>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** Job files are a few KiB; this holds any of them, and grows for a larger one. */
+  private readBuffer = Buffer.allocUnsafe(64 * 1024);
   private scheduled = false;
   private stopped = false;
 
-  constructor(private readonly options: ProcessorOptions) {}
+  /** `<queue dir>/job-`: the live path of a job is this and its id. */
+  private readonly liveJobPrefix: string;
+
+  constructor(private readonly options: ProcessorOptions) {
+    this.liveJobPrefix = join(options.queueDir, 'job-');
+  }
 
   /** Schedules a job to be read. `force`: an event says the file changed, read even if it looks the same. */
   notify(jobId: number, how: { force?: boolean; archived?: boolean; noticedAtMs?: number } = {}): void {
@@ -188,38 +206,59 @@ export class JobProcessor {
   }
 
   private read(jobId: number, pending: Pending): { job: GanetiJob; source: string } | undefined {
-    const live = join(this.options.queueDir, `job-${jobId}`);
-    const archived = archivedJobPath(this.options.queueDir, jobId);
-    for (const path of pending.archived ? [archived] : [live, archived]) {
-      let fd: number;
-      try {
-        fd = openSync(path, 'r');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      try {
-        const stat = fstatSync(fd);
-        const version = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
-        if (!pending.force && this.seenVersion.get(jobId) === version) return undefined;
-        this.seenVersion.set(jobId, version);
-        if (stat.size > MAX_JOB_FILE_BYTES) {
-          throw new JobFileError(path, '(document)', `file of ${stat.size} bytes is over the ${MAX_JOB_FILE_BYTES}-byte limit`);
-        }
-        const bytes = Buffer.allocUnsafe(stat.size);
-        let filled = 0;
-        while (filled < bytes.length) {
-          const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
-          if (n === 0) break;
-          filled += n;
-        }
-        return { job: parseJobFile(bytes.subarray(0, filled), path), source: path };
-      } finally {
-        closeSync(fd);
-      }
+    const live = this.liveJobPrefix + jobId;
+    if (!pending.archived) {
+      const job = this.readPath(jobId, live, pending.force);
+      if (job !== 'missing') return job && { job, source: live };
     }
+    const archived = archivedJobPath(this.options.queueDir, jobId);
+    const job = this.readPath(jobId, archived, pending.force);
+    if (job !== 'missing') return job && { job, source: archived };
     this.options.log.debug({ jobId }, 'job file vanished before it was read (archived or deleted)');
     return undefined;
+  }
+
+  /**
+   * One job file: parsed, `undefined` when a rescan finds it unchanged, 'missing' when it is not there.
+   * An inotify event (`force`) needs no fstat: the file changed, and it is read into a buffer kept
+   * between reads; only a file that fills that buffer is measured. Rescans (not forced) compare the
+   * file's identity with the one they saw last, so that the periodic rescan reads only what changed.
+   */
+  private readPath(jobId: number, path: string, force: boolean): GanetiJob | undefined | 'missing' {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+      throw err;
+    }
+    try {
+      if (force) {
+        // Its identity is unknown now; the next rescan reads it once more and notes it.
+        this.seenVersion.delete(jobId);
+      } else {
+        const stat = fstatSync(fd);
+        const version = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+        if (this.seenVersion.get(jobId) === version) return undefined;
+        this.seenVersion.set(jobId, version);
+      }
+      let filled = readInto(fd, this.readBuffer, 0);
+      if (filled === this.readBuffer.length) {
+        const size = fstatSync(fd).size;
+        if (size > MAX_JOB_FILE_BYTES) {
+          throw new JobFileError(path, '(document)', `file of ${size} bytes is over the ${MAX_JOB_FILE_BYTES}-byte limit`);
+        }
+        // Grows for good: a queue with one job file this big is likely to have more.
+        const bigger = Buffer.allocUnsafe(Math.max(size + 1, this.readBuffer.length * 2));
+        this.readBuffer.copy(bigger, 0, 0, filled);
+        this.readBuffer = bigger;
+        filled = readInto(fd, this.readBuffer, filled);
+      }
+      // parseJobFile decodes the bytes before it returns, so the shared buffer may be reused after.
+      return parseJobFile(this.readBuffer.subarray(0, filled), path);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private handle(jobId: number, job: GanetiJob, source: string, context: PublishContext, noticedAtMs: number): void {
