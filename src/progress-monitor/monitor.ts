@@ -210,6 +210,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorResult> {
     }
   };
 
+  let lastEventMs = 0;
   const processChunk = (chunk: Buffer): void => {
     const items = splitter.push(chunk);
     if (items.length === 0) return;
@@ -219,7 +220,10 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorResult> {
         report(item);
         continue;
       }
-      const nowMs = now();
+      // Strictly increasing (by 1 µs at least): the dispatcher orders a VM's build progress by
+      // event_time, and objects read in one chunk would otherwise share a millisecond.
+      const nowMs = Math.max(now(), lastEventMs + 0.001);
+      lastEventMs = nowMs;
       echo += `[MONITOR] ${progressBodyText(o.instance, item, nowMs)}\n`;
       send(item, nowMs);
     }
