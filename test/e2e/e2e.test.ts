@@ -12,9 +12,11 @@ import amqp from 'amqplib';
 import { DEFAULT_TOPOLOGY, dispatcherQueues } from '../../src/common/topology.js';
 import { missingPrerequisites, newContext, runStep, setUpCluster, type E2eCluster } from './harness.js';
 import { SCENARIO } from './scenario.js';
+import { holdMachineLock } from '../helpers/machine-lock.js';
 
-// Set-up about 30 s, the scenario about 2 min on a quiet 2-core machine; the runner's default is 300 s.
-t.setTimeout(540_000);
+// Set-up about 30 s, the scenario about 2 min on a quiet 2-core machine, after waiting for the package
+// install test when it holds the machine lock; the runner's default is 300 s.
+t.setTimeout(900_000);
 
 /** Ready messages per queue of the dispatcher and per dead-letter queue. */
 async function queueDepths(cluster: E2eCluster): Promise<Record<string, number>> {
@@ -38,6 +40,8 @@ if (missing.length > 0) {
   if (process.env['CI']) t.fail(`${reason} (CI is set, so this is a failure, not a skip)`);
   else t.plan(0, reason);
 } else {
+  // Not while the package install test has the packaged hook linked into /etc/ganeti/hooks.
+  t.teardown(await holdMachineLock('ganeti-hooks', { timeoutMs: 15 * 60_000, onWait: (m) => t.comment(m) }));
   const started = Date.now();
   const cluster = await setUpCluster({ log: (line) => t.comment(line) });
   t.teardown(() => cluster.teardown());

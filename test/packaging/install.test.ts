@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandMissing, exposure, verifyUnits } from './helpers/systemd.js';
+import { holdMachineLock } from '../helpers/machine-lock.js';
 
 t.setTimeout(15 * 60_000);
 
@@ -55,6 +56,8 @@ if (missing.length > 0) {
     t.plan(0, `needs ${missing.join(', ')} (run scripts/provision.sh)`);
   }
 } else {
+  // Installing links the packaged hook into /etc/ganeti/hooks: not while the e2e test runs Ganeti.
+  t.teardown(await holdMachineLock('ganeti-hooks', { timeoutMs: 15 * 60_000, onWait: (m) => t.comment(m) }));
   await main();
 }
 
