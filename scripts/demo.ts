@@ -1,115 +1,154 @@
-// The demo behind scripts/demo.sh: eventd (compiled, as installed) watching var/demo/queue, the recorded
-// Ganeti run replayed into it by rename, and a consumer printing every message eventd publishes.
+// The demo behind scripts/demo.sh: the whole main job on this machine. A broker (found, or a private
+// node), snf-ganeti-eventd and snf-dispatcher (compiled, as installed) on scratch directories under
+// var/demo, fed a recorded run of a real Ganeti cluster (or, with --ganeti, a real one), and a view of
+// the dispatcher's database and the programs' counters that refreshes while it runs.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import amqp from 'amqplib';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import yargs from 'yargs';
-import { declareTopology, dispatcherQueues } from '../src/common/topology.js';
-import { redactText } from '../src/common/redact.js';
-import { fixtureBytes, fixtureVersions, makeDirs, renameJobVersion, ROOT } from '../test/helpers/eventd.js';
+import { ROOT } from '../test/helpers/eventd.js';
+import { ensureBroker, NoBrokerError, type DemoBroker } from './demo/broker.js';
+import { Observer } from './demo/observe.js';
+import { emptyDemoDir, NotDemoDirError, ReplaySource } from './demo/replay.js';
+import type { WorkSource } from './demo/source.js';
+import { liveDisplay, plainDisplay, type Display } from './demo/terminal.js';
+import { settled, totalsOf } from './demo/totals.js';
+import { renderSummary, type ViewState } from './demo/view.js';
 
 const args = yargs(process.argv.slice(2))
-  .option('speed', { type: 'number', default: 4, describe: 'replay speed factor (1 = the recorded timing, about 46 s)' })
-  .option('amqp-url', { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' })
+  .usage('Usage: scripts/demo.sh [options]')
+  .option('speed', { type: 'number', default: 1, describe: 'replay speed factor: the recorded gaps are divided by it (1 = the recorded 31 s)' })
+  .option('amqp-url', { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672', describe: 'broker to use; a private RabbitMQ node is started when none answers' })
+  .option('vhost', { type: 'string', default: 'snf-demo', describe: 'virtual host of the demo on a local broker whose URL names none ("" for the default vhost)' })
+  .option('dir', { type: 'string', default: join(ROOT, 'var', 'demo'), describe: 'scratch directory for queue, state, database and logs (emptied at start); a private broker goes beside it' })
+  .option('refresh', { type: 'number', default: 100, describe: 'milliseconds between two reads of the database and the metrics' })
+  .option('ganeti', { type: 'boolean', default: false, describe: 'run the scenario on a real single-node Ganeti cluster (test/e2e harness; root, ganeti packages) instead of the replay' })
+  .option('settle-timeout', { type: 'number', default: 30, describe: 'seconds to wait at the end for every confirmed message to be consumed' })
+  .check((a) => (a.speed > 0 ? true : '--speed must be positive'))
   .strict()
+  .version(false)
+  .help()
   .parseSync();
 
-const topology = { exchange: 'ganeti', prefix: 'snf', queueType: 'classic' as const };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const dir = resolve(args.dir);
+const out = process.stdout;
+const say = (line: string) => out.write(`demo: ${line}\n`);
 
-async function reachable(url: string): Promise<boolean> {
-  try {
-    await (await amqp.connect(url, { timeout: 2000 })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function hasCommand(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A vhost of its own keeps the demo's queues away from anything else on the broker. */
-function demoUrl(base: string): string {
-  if (!hasCommand('rabbitmqctl')) return base;
-  try {
-    execFileSync('rabbitmqctl', ['-q', 'add_vhost', 'snf-demo'], { stdio: 'ignore' });
-  } catch {
-    // It exists already.
-  }
-  try {
-    execFileSync('rabbitmqctl', ['-q', 'set_permissions', '-p', 'snf-demo', 'guest', '.*', '.*', '.*'], { stdio: 'ignore' });
-    return `${base.replace(/\/+$/, '')}/snf-demo`;
-  } catch {
-    return base;
-  }
-}
-
-async function main(): Promise<void> {
-  let base = args['amqp-url'];
-  if (!(await reachable(base))) {
-    if (hasCommand('rabbitmq-server')) {
-      console.log('demo: no broker answers; starting RabbitMQ (rabbitmq-server -detached)');
-      spawn('rabbitmq-server', ['-detached'], { stdio: 'ignore' }).unref();
-      for (let i = 0; i < 60 && !(await reachable(base)); i++) await sleep(1000);
-    }
-    if (!(await reachable(base))) {
-      console.error(`demo: no AMQP broker at ${redactText(base)}. Install one with: apt-get install rabbitmq-server`);
-      process.exit(1);
-    }
-  }
-  const url = demoUrl(base);
-  const root = join(ROOT, 'var', 'demo');
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  const dirs = makeDirs(root);
-
-  const conn = await amqp.connect(url);
-  const ch = await conn.createChannel();
-  await declareTopology(ch, topology);
-  for (const q of dispatcherQueues(topology)) await ch.purgeQueue(q.name);
-  let count = 0;
-  for (const q of dispatcherQueues(topology)) {
-    await ch.consume(q.name, (m) => {
-      if (!m) return;
-      count++;
-      const b = JSON.parse(m.content.toString('utf8')) as Record<string, unknown>;
-      const what = b.instance ?? b.network ?? b.cluster ?? '';
-      const log = typeof b.logmsg === 'string' ? `  ${b.logmsg.trim().slice(0, 60)}` : '';
-      console.log(`${new Date().toISOString().slice(11, 23)}  ${m.fields.routingKey.padEnd(26)} job ${String(b.jobId).padStart(2)}  ${String(what).padEnd(22)} ${String(b.operation).padEnd(24)} ${String(b.status).padEnd(8)}${log}`);
-      ch.ack(m);
+async function main(): Promise<number> {
+  const stop = new AbortController();
+  let interrupted: string | undefined;
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130); // a second Ctrl-C: leave now (the exit handlers still kill the children)
+    interrupted = 'interrupted';
+    stop.abort();
+  });
+  // Terminated, or its terminal closed: stop everything as for a Ctrl-C. The children run in process
+  // groups of their own (so that a Ctrl-C does not reach them before the demo stops them in order), so
+  // nothing else would end them. Output to a terminal that is gone must not stop the cleanup either.
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      interrupted = signal === 'SIGHUP' ? 'its terminal closed' : 'terminated';
+      stop.abort();
     });
   }
+  out.on('error', () => {});
 
-  console.log(`demo: eventd watching ${dirs.queueDir}; replaying the recorded Ganeti 3.0 run at ${args.speed}x`);
-  const eventd = spawn(
-    process.execPath,
-    [join(ROOT, 'dist/src/eventd/main.js'), '--settings-file', '/dev/null', '--queue-dir', dirs.queueDir, '--ganeti-data-dir', dirs.dataDir,
-      '--state-dir', dirs.stateDir, '--outbox-dir', dirs.outboxDir, '--amqp-url', url, '--node-name', 'node1.example.test', '--log-level', 'warn'],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  await sleep(1000);
-  const versions = fixtureVersions();
-  const start = Date.now();
-  for (const v of versions) {
-    const due = ((v.t - versions[0]!.t) * 1000) / args.speed;
-    const wait = start + due - Date.now();
-    if (wait > 0) await sleep(wait);
-    renameJobVersion(dirs.queueDir, v.job, fixtureBytes(v.file));
+  let broker: DemoBroker | undefined;
+  let source: WorkSource;
+  if (args.ganeti) {
+    // Loaded only here: the harness and its scenario are not needed for the replay.
+    const { GanetiSource } = await import('./demo/ganeti.js');
+    source = new GanetiSource();
+  } else {
+    try {
+      broker = await ensureBroker({ url: args['amqp-url'], vhost: args.vhost, varDir: dirname(dir), say });
+    } catch (err) {
+      if (!(err instanceof NoBrokerError)) throw err;
+      process.stderr.write(`demo: ${err.message}\n`);
+      return 1;
+    }
+    say(`broker: ${broker.description}`);
+    try {
+      // A --dir that holds anything the demo does not make is refused, not emptied.
+      emptyDemoDir(dir);
+    } catch (err) {
+      await broker.stop();
+      if (!(err instanceof NotDemoDirError)) throw err;
+      process.stderr.write(`demo: ${err.message}\n`);
+      return 1;
+    }
+    if (stop.signal.aborted) {
+      await broker.stop();
+      return 130;
+    }
+    source = new ReplaySource({ amqpUrl: broker.url, purgeQueues: broker.own, speed: args.speed, dir });
   }
-  await sleep(1500);
-  eventd.kill('SIGTERM');
-  await new Promise((r) => eventd.once('exit', r));
-  await conn.close();
-  console.log(`demo: ${versions.length} job-file versions replayed, ${count} messages published and confirmed; state in ${root}`);
+
+  let observer: Observer | undefined;
+  let display: Display | undefined;
+  let read: (() => Promise<ViewState>) | undefined;
+  let state: ViewState | undefined;
+  let viewing = false;
+  let viewLoop: Promise<void> | undefined;
+  let problems: string[] = [];
+  try {
+    const observed = await source.start(say);
+    observer = new Observer(observed);
+    const obs = observer;
+    let steps = { done: 0, total: 0, last: 'starting' };
+    const t0 = performance.now();
+    read = async (): Promise<ViewState> => {
+      const snap = await obs.snapshot();
+      return {
+        source: source.description,
+        elapsedMs: performance.now() - t0,
+        steps,
+        vms: snap.vms,
+        networks: snap.networks,
+        totals: observed.metrics ? totalsOf(snap.eventd, snap.dispatcher, source.monitorCounts()) : undefined,
+      };
+    };
+    const [shown, reader] = [(display = out.isTTY ? liveDisplay(out) : plainDisplay(out)), read];
+    viewing = true;
+    viewLoop = (async () => {
+      while (viewing) {
+        shown.show((state = await reader()));
+        await sleep(args.refresh);
+      }
+    })();
+    problems = await source.run((done, total, last) => (steps = { done, total, last }), stop.signal);
+    // The work is over when the dispatcher has consumed everything that was published.
+    const deadline = performance.now() + args['settle-timeout'] * 1000;
+    const unsettled = async () => {
+      const totals = (await reader()).totals;
+      return totals !== undefined && !settled(totals);
+    };
+    while (!stop.signal.aborted && performance.now() < deadline && (await unsettled())) {
+      await sleep(args.refresh, undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+  } catch (err) {
+    if (!stop.signal.aborted) interrupted = `failed: ${(err as Error).message}`;
+  } finally {
+    viewing = false;
+    await viewLoop;
+    // The last word, also after a Ctrl-C: what the database and the counters say now.
+    if (read) display?.show((state = await read()));
+    display?.close();
+    await source.stop();
+    await observer?.close();
+    await broker?.stop();
+  }
+  const isSettled = state?.totals ? settled(state.totals) : undefined;
+  const summary = renderSummary({
+    state: state ?? { source: source.description, elapsedMs: 0, steps: { done: 0, total: 0, last: '' }, vms: [], networks: [], totals: undefined },
+    settled: isSettled,
+    problems,
+    ...(interrupted ? { interrupted } : {}),
+    where: [...source.where(), ...(broker ? [`broker ${broker.description}`] : [])],
+  });
+  out.write(`\n${summary.join('\n')}\n`);
+  if (interrupted) return interrupted.startsWith('failed') ? 1 : 130;
+  return isSettled !== false && problems.length === 0 ? 0 : 1;
 }
 
-await main();
+process.exitCode = await main();

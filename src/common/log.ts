@@ -1,13 +1,13 @@
 // Logging: pino JSON lines on stdout (the journal keeps them), one child logger per component.
-// Broker and database passwords are redacted everywhere: in URL strings anywhere in a log record
-// (message, fields, error messages and stacks) and in fields named like secrets.
+// Broker and database passwords and PEM private keys are redacted everywhere: in strings anywhere in a
+// log record (message, fields, error messages and stacks) and in fields named like secrets.
 
 import pino, { type Logger } from 'pino';
 import { redactText } from './redact.js';
 
 export type { Logger };
 
-const SECRET_KEYS = /^(password|passwd|pass|secret|key|passphrase|authorization)$/i;
+const SECRET_KEYS = /^(password|passwd|pass|secret|key|private_?key|passphrase|authorization)$/i;
 
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactText(value);

@@ -18,6 +18,7 @@ import amqp from 'amqplib';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from './log.js';
 import { redactText } from './redact.js';
+import { describeConnectError, type AmqpTls } from './tls.js';
 import { APP_ID, CONTENT_TYPE, type OutgoingMessage } from './message.js';
 import { declareTopology, type TopologyOptions } from './topology.js';
 
@@ -37,8 +38,8 @@ export interface PublisherOptions {
   connectTimeoutMs?: number;
   /** Capped exponential backoff with full jitter; default 100 / 10000. */
   backoff?: { initialMs: number; maxMs: number };
-  /** For amqps:// URLs. */
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; passphrase?: string };
+  /** For amqps:// URLs (see readAmqpTls). */
+  tls?: AmqpTls | undefined;
 }
 
 export class PublisherClosedError extends Error {
@@ -494,7 +495,7 @@ export class Publisher extends EventEmitter {
   }
 
   private logConnectFailure(url: string, err: unknown): void {
-    const reason = errorText(err);
+    const reason = describeConnectError(err);
     const fields = { url: redactText(url), err: reason };
     if (this.lastFailure.get(url) === reason) {
       this.log.debug(fields, 'cannot connect to AMQP broker (still)');

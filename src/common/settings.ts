@@ -5,7 +5,7 @@
 // Every value is validated at start, and an error names the setting, where the value came from and
 // what is wrong with it.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { redactText } from './redact.js';
 
 export const ENV_PREFIX = 'SNF_GTOOLS_';
@@ -252,9 +252,37 @@ export const checkLogLevel = (v: string): string | undefined =>
     ? undefined
     : `${JSON.stringify(v)} is not a log level (fatal, error, warn, info, debug, trace, silent)`;
 
+export const checkQueueType = (v: string): string | undefined =>
+  v === 'classic' || v === 'quorum' ? undefined : `${JSON.stringify(v)} is not a queue type (classic, quorum)`;
+
 export const checkPrefix = (v: string): string | undefined =>
   /^[A-Za-z0-9_]+$/.test(v) ? undefined : `${JSON.stringify(v)} is not a routing prefix (letters, digits, _; the text before the first '-' of names)`;
 
+
+/**
+ * The settings file holds broker passwords: readable by everyone (mode o+r), it is a leak. The pure
+ * decision, for a regular file of `mode`; devices such as /dev/null (mode 0666) are nobody's secret.
+ */
+export function worldReadableWarning(path: string, mode: number, isFile: boolean): string | undefined {
+  if (!isFile || (mode & 0o004) === 0) return undefined;
+  return `settings file ${path} is readable by every user (mode ${(mode & 0o777).toString(8).padStart(4, '0')}) and may hold broker passwords: chmod 640 ${path}`;
+}
+
+/** worldReadableWarning() for the file on disk; undefined when it cannot be stat'ed (missing, say). */
+export function settingsFileWarning(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return worldReadableWarning(path, st.mode, st.isFile());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Logs settingsFileWarning() of `path`, if there is one, as a warning naming the file. */
+export function warnIfSettingsFileExposed(log: { warn(fields: object, message: string): void }, path: string): void {
+  const warning = settingsFileWarning(path);
+  if (warning) log.warn({ settingsFile: path }, warning);
+}
 
 /** Settings every program shares. */
 export const commonSettings = {
@@ -273,4 +301,18 @@ export const commonSettings = {
     check: checkPrefix,
   },
   logLevel: { kind: 'string', describe: 'log level', default: 'info', check: checkLogLevel },
+  queueType: {
+    kind: 'string',
+    describe: 'type of the queues this program declares: classic, or quorum for a RabbitMQ cluster (every program of a cloud alike)',
+    default: 'classic',
+    check: checkQueueType,
+  },
+  // For amqps:// URLs; read once at start (src/common/tls.ts). Paths only: the contents never reach a log.
+  amqpCaFile: {
+    kind: 'string',
+    describe: "PEM file of the certificate authorities that sign the brokers' certificates (default: the system's)",
+  },
+  amqpCertFile: { kind: 'string', describe: 'PEM file of the client certificate presented to the brokers (with --amqp-key-file)' },
+  amqpKeyFile: { kind: 'string', describe: "PEM file of the client certificate's private key (with --amqp-cert-file)" },
+  amqpKeyPassphraseFile: { kind: 'string', describe: 'file whose first line is the passphrase of an encrypted --amqp-key-file' },
 } satisfies SettingSpecs;

@@ -2,6 +2,7 @@
 // `retry-dead-letters`. Each opens its own short-lived connection.
 
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
+import type { AmqpTls } from '../common/tls.js';
 import { deadLetterQueue, dispatcherQueues, heartbeatQueue, type TopologyOptions } from '../common/topology.js';
 
 /** Synnefo's `queue-retry` header: a message that carries it was retried once already (spec §5.9). */
@@ -12,11 +13,11 @@ export function allQueues(topology: TopologyOptions): string[] {
   return [...dispatcherQueues(topology).flatMap((q) => [q.name, q.deadLetterName]), heartbeatQueue(topology).name];
 }
 
-export async function connectFirst(urls: readonly string[]): Promise<ChannelModel> {
+export async function connectFirst(urls: readonly string[], tls?: AmqpTls): Promise<ChannelModel> {
   let last: unknown;
   for (const url of urls) {
     try {
-      return await amqp.connect(url);
+      return await amqp.connect(url, { ...tls });
     } catch (err) {
       last = err;
     }

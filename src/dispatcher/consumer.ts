@@ -9,6 +9,7 @@
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../common/log.js';
 import { redactText } from '../common/redact.js';
+import { describeConnectError, type AmqpTls } from '../common/tls.js';
 import { declareTopology, heartbeatQueue, type TopologyOptions } from '../common/topology.js';
 import { isTransientDbError } from './db.js';
 import { decodeMessage, type DispatcherMessage } from './messages.js';
@@ -75,6 +76,8 @@ export async function settleBatch(store: Store, deliveries: readonly Delivery[])
 
 export interface ConsumerOptions {
   amqpUrls: string[];
+  /** CA, client certificate and key for amqps:// URLs (see readAmqpTls). */
+  tls?: AmqpTls | undefined;
   topology: TopologyOptions;
   prefetch: number;
   batchSize: number;
@@ -164,14 +167,14 @@ export class Consumer {
         // A refused login or a queue declared with other arguments will not heal by retrying soon,
         // but the operator may fix it without restarting us; keep trying, loudly.
         const delay = backoffDelay(attempt, this.minDelay, this.maxDelay);
-        this.log.error({ broker: redactText(url), err, retryInMs: delay }, 'cannot consume from the broker');
+        this.log.error({ broker: redactText(url), err: describeConnectError(err), retryInMs: delay }, 'cannot consume from the broker');
         await sleep(delay, this.stopController.signal);
       }
     }
   }
 
   private async open(url: string): Promise<void> {
-    const connection = await amqp.connect(url);
+    const connection = await amqp.connect(url, { ...this.options.tls });
     try {
       connection.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
       const channel = await connection.createChannel();

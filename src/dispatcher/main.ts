@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { createLogger, type Logger } from '../common/log.js';
 import { redactText } from '../common/redact.js';
-import { envName, loadSettings, SettingsError, type Settings } from '../common/settings.js';
+import { envName, loadSettings, SettingsError, warnIfSettingsFileExposed, type Settings } from '../common/settings.js';
+import { readAmqpTls, type AmqpTls } from '../common/tls.js';
 import type { QueueType, TopologyOptions } from '../common/topology.js';
 import { splitArgv } from '../common/args.js';
 import { packageVersion } from '../common/version.js';
@@ -21,7 +22,8 @@ import { heartbeats, networks, servers, table } from './views.js';
 
 const PROGRAM = 'snf-dispatcher';
 
-type DispatcherSettings = Settings<typeof dispatcherSettings>;
+/** The settings, and the TLS files they name, read once at start. */
+type DispatcherSettings = Settings<typeof dispatcherSettings> & { amqpTls: AmqpTls | undefined };
 
 const USAGE = `Usage: $0 [command] [options]
 
@@ -138,6 +140,7 @@ async function daemon(s: DispatcherSettings, log: Logger): Promise<void> {
     store,
     {
       amqpUrls: s.amqpUrl,
+      tls: s.amqpTls,
       topology: topologyOf(s),
       prefetch: s.prefetch,
       batchSize: s.batchSize,
@@ -188,7 +191,7 @@ async function withDb<T>(s: DispatcherSettings, fn: (db: Database) => Promise<T>
 }
 
 async function withBroker<T>(s: DispatcherSettings, fn: (connection: Awaited<ReturnType<typeof connectFirst>>) => Promise<T>): Promise<T> {
-  const connection = await connectFirst(s.amqpUrl);
+  const connection = await connectFirst(s.amqpUrl, s.amqpTls);
   connection.on('error', () => undefined);
   try {
     return await fn(connection);
@@ -308,13 +311,14 @@ async function main(): Promise<void> {
   const { flags, positionals } = splitArgv(process.argv.slice(2), dispatcherSettings);
   let settings: DispatcherSettings;
   try {
-    settings = await loadSettings(dispatcherSettings, {
+    const loaded = await loadSettings(dispatcherSettings, {
       argv: flags,
       ...withoutFlagOnly(process.env),
       scriptName: PROGRAM,
       usage: USAGE,
       version: packageVersion(),
     });
+    settings = { ...loaded, amqpTls: readAmqpTls(loaded) };
   } catch (err) {
     if (err instanceof SettingsError) {
       process.stderr.write(`${PROGRAM}: ${err.message}\n`);
@@ -325,6 +329,7 @@ async function main(): Promise<void> {
   const [name, ...args] = positionals;
   // Commands write their result to stdout, so their log lines go to stderr.
   const log = createLogger({ level: settings.logLevel, name: PROGRAM, ...(name === undefined ? {} : { destination: 2 }) });
+  warnIfSettingsFileExposed(log, settings.settingsFile);
   if (name === undefined) {
     try {
       await daemon(settings, log);

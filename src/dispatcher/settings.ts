@@ -6,9 +6,6 @@ import { checkPositive, commonSettings, type SettingSpecs } from '../common/sett
 
 const DEFAULT_DB_PATH = '/var/lib/snf-dispatcher/dispatcher.sqlite';
 
-const checkQueueType = (v: string): string | undefined =>
-  v === 'classic' || v === 'quorum' ? undefined : `${JSON.stringify(v)} is not a queue type (classic, quorum)`;
-
 const checkDbUrl = (v: string): string | undefined => {
   if (v.trim() === '') return 'needs a SQLite file path or a postgres:// URL';
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) && !/^(postgres|postgresql|sqlite|file):\/\//i.test(v)) {
@@ -24,12 +21,6 @@ export const dispatcherSettings = {
     describe: 'the database: a SQLite file path, or postgres://user:password@host/database',
     default: DEFAULT_DB_PATH,
     check: checkDbUrl,
-  },
-  queueType: {
-    kind: 'string',
-    describe: 'type of the queues this program declares: classic, or quorum for a RabbitMQ cluster',
-    default: 'classic',
-    check: checkQueueType,
   },
   prefetch: {
     kind: 'integer',

@@ -7,6 +7,7 @@ import { instrumentPublisher, type EventdMetrics } from '../common/metrics.js';
 import { nodeFqdn } from '../common/fqdn.js';
 import { HEARTBEAT_KEY, routingPrefix, type TopologyOptions } from '../common/topology.js';
 import type { Settings } from '../common/settings.js';
+import type { AmqpTls } from '../common/tls.js';
 import { Outbox } from '../common/outbox.js';
 import { Publisher } from '../common/publisher.js';
 import { splitTime, type OutgoingMessage } from '../common/message.js';
@@ -19,7 +20,8 @@ import { listArchivedJobIds, listJobIds, QueueWatcher, readQueueSerial } from '.
 const SHUTDOWN_CONFIRM_WAIT_MS = 3000;
 const SSCONF_POLL_MS = 1000;
 
-export type EventdSettings = Settings<typeof eventdSettings>;
+/** The settings, and the TLS files they name (read at start by main.ts; readAmqpTls). */
+export type EventdSettings = Settings<typeof eventdSettings> & { amqpTls?: AmqpTls | undefined };
 
 export function heartbeatMessage(view: ClusterView, node: string, master: boolean, outbox: number, nowMs: number): OutgoingMessage {
   return {
@@ -67,7 +69,7 @@ export class Eventd {
     this.node = settings.nodeName ?? nodeFqdn();
     const topology: TopologyOptions = { exchange: settings.exchange, prefix: settings.prefix, queueType: 'classic' };
     this.record = new PublishedRecord(settings.stateDir);
-    this.publisher = new Publisher({ urls: settings.amqpUrl, topology, log: rootLog.child({ component: 'publisher' }), maxInFlight: settings.maxInFlight });
+    this.publisher = new Publisher({ urls: settings.amqpUrl, tls: settings.amqpTls, topology, log: rootLog.child({ component: 'publisher' }), maxInFlight: settings.maxInFlight });
     this.outbox = new Outbox(settings.outboxDir, { log: rootLog.child({ component: 'outbox' }) });
     this.processor = new JobProcessor({
       queueDir: settings.queueDir,

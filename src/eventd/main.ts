@@ -6,7 +6,8 @@
 // hard heap limit, which a large live queue could hit and turn into a crash loop.
 
 import { createLogger } from '../common/log.js';
-import { loadSettings, SettingsError } from '../common/settings.js';
+import { loadSettings, SettingsError, warnIfSettingsFileExposed } from '../common/settings.js';
+import { readAmqpTls } from '../common/tls.js';
 import { packageVersion } from '../common/version.js';
 import { Eventd, type EventdSettings } from './daemon.js';
 import { eventdSettings } from './settings.js';
@@ -18,7 +19,8 @@ const PROGRAM = 'snf-ganeti-eventd';
 async function main(): Promise<void> {
   let settings: EventdSettings;
   try {
-    settings = await loadSettings(eventdSettings, { argv: process.argv.slice(2), scriptName: PROGRAM, version: packageVersion() });
+    const loaded = await loadSettings(eventdSettings, { argv: process.argv.slice(2), scriptName: PROGRAM, version: packageVersion() });
+    settings = { ...loaded, amqpTls: readAmqpTls(loaded) };
   } catch (err) {
     if (err instanceof SettingsError) {
       process.stderr.write(`${PROGRAM}: ${err.message}\n`);
@@ -27,6 +29,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: settings.logLevel, name: PROGRAM });
+  warnIfSettingsFileExposed(log, settings.settingsFile);
   let eventd: Eventd | undefined;
   let metrics: EventdMetrics | undefined;
   if (settings.metricsPort !== undefined) {

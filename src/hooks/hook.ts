@@ -6,6 +6,7 @@
 
 import type { OutgoingMessage } from '../common/message.js';
 import { HookEnvError, buildNetStatus, checkTarget, hookAction, type HookEnv } from './env.js';
+import { settingsFileWarning } from '../common/settings.js';
 import { HookSettingsError, loadHookSettings } from './settings.js';
 
 export const PROGRAM = 'snf-ganeti-hook';
@@ -36,6 +37,9 @@ export async function runHook(io: HookIo): Promise<HookOutcome> {
     const action = hookAction(io.env);
     if (action.action === 'skip') return { code: 0, kind: 'skipped', reason: action.reason };
     const settings = loadHookSettings(io.env, io.readFile);
+    // It holds broker passwords: worth a line in Ganeti's hook log, but no reason to fail the hook.
+    const exposed = settingsFileWarning(settings.settingsFile);
+    if (exposed) io.log(`${PROGRAM}: warning: ${exposed}`);
     const target = checkTarget(io.env, {
       nodeName: settings.nodeName ?? io.hostname(),
       namePrefix: settings.allInstances ? null : settings.prefix,

@@ -10,24 +10,17 @@
 // file, say) are logged and the monitor degrades to echoing the stream, exiting 1 only at EOF.
 
 import { createLogger } from '../common/log.js';
-import { DEFAULT_TOPOLOGY } from '../common/topology.js';
+import { DEFAULT_TOPOLOGY, type QueueType } from '../common/topology.js';
 import { Outbox } from '../common/outbox.js';
 import { Publisher } from '../common/publisher.js';
-import { SettingsError, commonSettings, loadSettings, type SettingSpecs } from '../common/settings.js';
+import { SettingsError, loadSettings, warnIfSettingsFileExposed } from '../common/settings.js';
+import { readAmqpTls, type AmqpTls } from '../common/tls.js';
 import { packageVersion } from '../common/version.js';
 import { splitArgv } from '../common/args.js';
 import { runMonitor, type MonitorOutbox, type MonitorPublisher } from './monitor.js';
+import { monitorSettings } from './settings.js';
 
 export const PROGRAM = 'snf-progress-monitor';
-
-const monitorSettings = {
-  ...commonSettings,
-  outboxDir: {
-    kind: 'string',
-    describe: 'spool for messages the broker has not confirmed (eventd publishes them)',
-    default: '/var/spool/snf-cyclades-gtools/outbox',
-  },
-} satisfies SettingSpecs;
 
 // Best-effort stderr: an EPIPE (or anything else) there must never end the monitor.
 let stderrOk = true;
@@ -64,14 +57,19 @@ const instance = positionals[0] as string;
 
 let settingsProblem: string | undefined;
 let settings: Awaited<ReturnType<typeof loadSettings<typeof monitorSettings>>> | undefined;
+let tls: AmqpTls | undefined;
 try {
   settings = await loadSettings(monitorSettings, { argv, scriptName: PROGRAM, positional: ['<instance_name>'], version: packageVersion() });
+  tls = readAmqpTls(settings);
 } catch (err) {
   if (!(err instanceof SettingsError)) throw err;
+  settings = undefined;
   settingsProblem = err.message;
 }
 
 const log = createLogger({ name: PROGRAM, level: settings?.logLevel ?? 'info', destination: { write: echo } }).child({ instance });
+
+if (settings) warnIfSettingsFileExposed(log, settings.settingsFile);
 
 let publisher: MonitorPublisher | undefined;
 let outbox: MonitorOutbox | undefined;
@@ -79,7 +77,8 @@ if (settings) {
   outbox = new Outbox(settings.outboxDir, { log });
   publisher = new Publisher({
     urls: settings.amqpUrl,
-    topology: { ...DEFAULT_TOPOLOGY, exchange: settings.exchange, prefix: settings.prefix },
+    tls,
+    topology: { ...DEFAULT_TOPOLOGY, exchange: settings.exchange, prefix: settings.prefix, queueType: settings.queueType as QueueType },
     log,
     connectTimeoutMs: 2000,
   });

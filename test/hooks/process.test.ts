@@ -42,7 +42,7 @@ function workspace(amqpUrl: string) {
   const dir = mkdtempSync(join(tmpdir(), 'snf-hook-test-'));
   const outbox = join(dir, 'outbox');
   const settings = join(dir, 'snf-cyclades-gtools');
-  writeFileSync(settings, `# as installed in /etc/default\nSNF_GTOOLS_OUTBOX_DIR=${outbox}\nSNF_GTOOLS_NODE_NAME=node1.example.test\nSNF_GTOOLS_AMQP_URL=${amqpUrl}\n`);
+  writeFileSync(settings, `# as installed in /etc/default\nSNF_GTOOLS_OUTBOX_DIR=${outbox}\nSNF_GTOOLS_NODE_NAME=node1.example.test\nSNF_GTOOLS_AMQP_URL=${amqpUrl}\n`, { mode: 0o640 });
   const entries = (): string[] => {
     try {
       return readdirSync(outbox).filter((n) => n.endsWith('.msgs')).sort();
