@@ -2,6 +2,8 @@
 // the AMQP properties that make it identifiable (architecture invariant 1: new information goes into
 // properties, the JSON fields stay Synnefo's).
 
+import { hash } from 'node:crypto';
+
 export const APP_ID = 'snf-cyclades-gtools';
 export const CONTENT_TYPE = 'application/json';
 
@@ -22,4 +24,29 @@ export type SplitTime = [number, number];
 export function splitTime(epochMs: number): SplitTime {
   const us = Math.round(epochMs * 1000);
   return [Math.floor(us / 1_000_000), us % 1_000_000];
+}
+
+/** AMQP's short strings (message id, type, routing key) hold at most 255 bytes. */
+export const AMQP_SHORTSTR_BYTES = 255;
+
+/**
+ * A message id that fits AMQP: ids are built from names (an instance name can be a 253-character
+ * host name), and one over 255 bytes cannot be sent at all. A longer id keeps its first 200 bytes
+ * and gets a digest of the whole, so it stays deterministic and distinct.
+ */
+export function boundedMessageId(id: string): string {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: short ids (nearly all) need no encoding.
+  if (id.length * 3 <= AMQP_SHORTSTR_BYTES || Buffer.byteLength(id, 'utf8') <= AMQP_SHORTSTR_BYTES) return id;
+  const bytes = Buffer.from(id, 'utf8');
+  // A character cut in two decodes as U+FFFD (3 bytes): 200 + 2 + 1 + 32 stays under the limit.
+  return `${bytes.subarray(0, 200).toString('utf8')}~${hash('sha256', bytes, 'hex').slice(0, 32)}`;
+}
+
+/** Why the broker could not take this message, or undefined when it can. */
+export function unpublishableReason(msg: Pick<OutgoingMessage, 'messageId' | 'type' | 'routingKey'>): string | undefined {
+  for (const [field, value] of [['message id', msg.messageId], ['type', msg.type], ['routing key', msg.routingKey]] as const) {
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > AMQP_SHORTSTR_BYTES) return `its ${field} is ${bytes} bytes long; AMQP allows ${AMQP_SHORTSTR_BYTES} (${JSON.stringify(value.slice(0, 60))}…)`;
+  }
+  return undefined;
 }

@@ -19,7 +19,7 @@ import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from './log.js';
 import { redactText } from './redact.js';
 import { describeConnectError, type AmqpTls } from './tls.js';
-import { APP_ID, CONTENT_TYPE, type OutgoingMessage } from './message.js';
+import { APP_ID, CONTENT_TYPE, unpublishableReason, type OutgoingMessage } from './message.js';
 import { declareTopology, type TopologyOptions } from './topology.js';
 
 export interface PublisherOptions {
@@ -40,6 +40,11 @@ export interface PublisherOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** For amqps:// URLs (see readAmqpTls). */
   tls?: AmqpTls | undefined;
+}
+
+/** A message the broker cannot take whatever is retried (e.g. a message id over 255 bytes). */
+export class UnpublishableMessageError extends Error {
+  override readonly name = 'UnpublishableMessageError';
 }
 
 export class PublisherClosedError extends Error {
@@ -269,6 +274,10 @@ export class Publisher extends EventEmitter {
    */
   publish(msg: OutgoingMessage): Promise<void> {
     if (this.closing) return Promise.reject(new PublisherClosedError('publisher is closed'));
+    // Refused here: amqplib would throw while encoding it, which looks like a lost connection, and the
+    // message would be retried forever ahead of everything behind it.
+    const unpublishable = unpublishableReason(msg);
+    if (unpublishable) return Promise.reject(new UnpublishableMessageError(`message ${msg.messageId.slice(0, 80)} cannot be published: ${unpublishable}`));
     let content: Buffer;
     try {
       content = Buffer.from(JSON.stringify(msg.body));

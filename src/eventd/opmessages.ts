@@ -16,7 +16,7 @@
 //   them, so a `job_fields` that carries the whole input (failed create) has them rounded.
 
 import { CLUSTER_KEY, HEARTBEAT_KEY, routingKeyForName } from '../common/topology.js';
-import type { OutgoingMessage, SplitTime } from '../common/message.js';
+import { boundedMessageId, type OutgoingMessage, type SplitTime } from '../common/message.js';
 import { own, type GanetiJob, type OpInput, type QueuedOp } from './jobfile.js';
 
 export interface BuildContext {
@@ -95,7 +95,7 @@ function buildOpEvent(job: GanetiJob, op: QueuedOp, opIndex: number, ctx: BuildC
   body.jobId = job.id;
   const transition = `${status}:${lastLogSerial(op)}`;
   const message: OutgoingMessage = {
-    messageId: `${ctx.cluster}:${job.id}:${opIndex}:${transition}`,
+    messageId: boundedMessageId(`${ctx.cluster}:${job.id}:${opIndex}:${transition}`),
     routingKey: draft.routingKey,
     type: draft.body.type,
     timestampMs: ctx.nowMs,

@@ -5,7 +5,7 @@
 // the op as `GANETI_POST_INSTANCE_…`. Nothing here reads the process environment, the clock or the
 // disk: the caller passes them in, so the tests run the real fixture environments through it.
 
-import { splitTime, type OutgoingMessage, type SplitTime } from '../common/message.js';
+import { boundedMessageId, splitTime, type OutgoingMessage, type SplitTime } from '../common/message.js';
 import { routingKeyForName } from '../common/topology.js';
 import { Eui64Error, eui64, isMac } from './eui64.js';
 
@@ -245,7 +245,7 @@ export function buildNetStatus(env: HookEnv, nowMs: number): NetStatus {
   if (cluster) body.cluster = cluster;
   // Hook environments carry no job id, so the hooks path and the hook's clock identify the run.
   const message: OutgoingMessage = {
-    messageId: `net:${instance}:${hooksPath}:${eventTimeText(eventTime)}`,
+    messageId: boundedMessageId(`net:${instance}:${hooksPath}:${eventTimeText(eventTime)}`),
     routingKey: routingKeyForName('net', instance),
     type: NET_STATUS_TYPE,
     timestampMs: nowMs,

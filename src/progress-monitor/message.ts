@@ -2,7 +2,7 @@
 // field kept (`timestamp` included), plus `instance` and `event_time` (the monitor's clock).
 
 import { hash } from 'node:crypto';
-import { splitTime, type OutgoingMessage } from '../common/message.js';
+import { boundedMessageId, splitTime, type OutgoingMessage } from '../common/message.js';
 import { routingKeyForName } from '../common/topology.js';
 
 /** AMQP `type` of an object without a string `type` field (the body is still published as it is). */
@@ -14,7 +14,7 @@ export const UNTYPED = 'image-unknown';
  */
 export function progressMessageId(instance: string, raw: string, index: number): string {
   const digest = hash('sha256', raw, 'hex').slice(0, 16);
-  return `progress:${instance}:${digest}:${index}`;
+  return boundedMessageId(`progress:${instance}:${digest}:${index}`);
 }
 
 /** Builds the message around `object.value`, which becomes its body (it is not copied, for speed). */

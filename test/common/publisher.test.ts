@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import amqp from 'amqplib';
 import { createLogger, type Logger } from '../../src/common/log.js';
 import { APP_ID, CONTENT_TYPE, type OutgoingMessage } from '../../src/common/message.js';
-import { Publisher, PublisherClosedError, type PublisherOptions } from '../../src/common/publisher.js';
+import { Publisher, PublisherClosedError, UnpublishableMessageError, type PublisherOptions } from '../../src/common/publisher.js';
 import { declareTopology, routingKey, type TopologyOptions } from '../../src/common/topology.js';
 import { startBlackhole } from '../helpers/blackhole.js';
 import { startConsumer } from '../helpers/consumer.js';
@@ -169,6 +169,29 @@ t.test('an unroutable message is returned, never reported as sent, and retried u
   await published;
   await consumer.waitFor((msgs) => msgs.some((r) => r.properties.messageId === m.messageId), 5000);
   t.equal(p.pendingCount(), 0);
+});
+
+t.test('a message AMQP cannot carry (a field over 255 bytes) is refused at once and holds up nothing', async (t) => {
+  const topology = uniqueTopology();
+  t.teardown(() => deleteTopology(sharedRabbitUrl, topology));
+  const consumer = await startConsumer(sharedRabbitUrl, topology);
+  t.teardown(() => consumer.close());
+  const cap = captureLog();
+  const p = makePublisher(t, { topology, log: cap.log });
+  p.start();
+  for (const [field, overrides] of [
+    ['message id', { messageId: `m-${'x'.repeat(300)}` }],
+    ['type', { type: 'é'.repeat(128) }],
+    ['routing key', { routingKey: `ganeti.${'k'.repeat(260)}` }],
+  ] as const) {
+    const refused = p.publish(message(topology, overrides));
+    await t.rejects(refused, { name: UnpublishableMessageError.name, message: new RegExp(`its ${field} is \\d+ bytes long; AMQP allows 255`) }, `${field}: refused, naming the field`);
+  }
+  const after = message(topology);
+  await p.publish(after);
+  await consumer.waitFor((msgs) => msgs.some((r) => r.properties.messageId === after.messageId), 5000);
+  t.equal(p.pendingCount(), 0, 'nothing left waiting');
+  t.notOk(cap.records().some((r) => String(r.msg).includes('disconnected')), 'no connection was dropped over it');
 });
 
 t.test('a nacked message (queue with x-overflow reject-publish) is retried, not reported as sent', async (t) => {
