@@ -5,7 +5,7 @@
 import type { Logger } from '../common/log.js';
 import { instrumentPublisher, type EventdMetrics } from '../common/metrics.js';
 import { nodeFqdn } from '../common/fqdn.js';
-import { HEARTBEAT_KEY, routingPrefix, type TopologyOptions } from '../common/topology.js';
+import { HEARTBEAT_KEY, routingPrefix, type QueueType, type TopologyOptions } from '../common/topology.js';
 import type { Settings } from '../common/settings.js';
 import type { AmqpTls } from '../common/tls.js';
 import { Outbox } from '../common/outbox.js';
@@ -67,7 +67,7 @@ export class Eventd {
   ) {
     this.log = rootLog.child({ component: 'eventd' });
     this.node = settings.nodeName ?? nodeFqdn();
-    const topology: TopologyOptions = { exchange: settings.exchange, prefix: settings.prefix, queueType: 'classic' };
+    const topology: TopologyOptions = { exchange: settings.exchange, prefix: settings.prefix, queueType: settings.queueType as QueueType };
     this.record = new PublishedRecord(settings.stateDir);
     this.publisher = new Publisher({ urls: settings.amqpUrl, tls: settings.amqpTls, topology, log: rootLog.child({ component: 'publisher' }), maxInFlight: settings.maxInFlight });
     this.outbox = new Outbox(settings.outboxDir, { log: rootLog.child({ component: 'outbox' }) });
