@@ -118,7 +118,13 @@ class Invalid extends Error {}
 type Body = Record<string, unknown>;
 
 const show = (v: unknown): string => {
-  const text = JSON.stringify(v);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    // JSON.parse takes any depth, JSON.stringify overflows the stack on a very deep value.
+    return Array.isArray(v) ? 'a deeply nested array' : 'a deeply nested object';
+  }
   return text === undefined ? String(v) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
 };
 
@@ -162,7 +168,25 @@ function eventTime(body: Body): Micros {
   if (!Number.isInteger(us) || (us as number) < 0 || (us as number) > 999_999) {
     fail('event_time', 'microseconds must be an integer in 0..999999', v);
   }
-  return (s as number) * 1_000_000 + (us as number);
+  const micros = (s as number) * 1_000_000 + (us as number);
+  // Beyond 2^53 (the year 2255) microseconds are rounded, and event times must compare exactly.
+  if (!Number.isSafeInteger(micros)) fail('event_time', 'must be at most 2^53 - 1 microseconds', v);
+  return micros;
+}
+
+/**
+ * The op's last log message: the text of a Feedback line, or, for the other entry types Ganeti logs
+ * (`remote-import` carries an object, the test types any value), the JSON text of the value, as
+ * Synnefo stored its `str()`. Refusing it would dead-letter the op's status.
+ */
+function logMessage(body: Body): string | null {
+  const v = body['logmsg'];
+  if (v === undefined || v === null || typeof v === 'string') return optStr(body, 'logmsg');
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return fail('logmsg', 'expected a string or a JSON value of sane depth', v);
+  }
 }
 
 function jobReport(body: Body): JobReport {
@@ -177,7 +201,7 @@ function jobReport(body: Body): JobReport {
     status: status as JobStatus,
     eventTime: eventTime(body),
     jobId: jobId as number,
-    logmsg: optStr(body, 'logmsg'),
+    logmsg: logMessage(body),
   };
 }
 

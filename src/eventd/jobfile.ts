@@ -104,9 +104,21 @@ function decodeText(content: string | Uint8Array, source: string): string {
   try {
     text = strictUtf8.decode(content);
   } catch {
+    // Cut inside a multi-byte character: only the end is incomplete, which a streaming decode accepts.
+    const whole = decodeWholeCharacters(content);
+    if (whole !== undefined) throw new JobFileError(source, `position ${whole.length}`, 'JSON ends too early (truncated file?): inside a UTF-8 character');
     throw new JobFileError(source, '(document)', 'is not valid UTF-8 (binary data?)');
   }
   return checkText(text, source);
+}
+
+/** The text of `content` without an incomplete last character, or undefined if bytes before it are invalid. */
+function decodeWholeCharacters(content: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(content, { stream: true });
+  } catch {
+    return undefined;
+  }
 }
 
 function tooLarge(source: string, bytes: number): JobFileError {
@@ -128,7 +140,7 @@ function parseJson(text: string, source: string): unknown {
     const message = err instanceof Error ? err.message : String(err);
     const position = /at position (\d+)/.exec(message)?.[1];
     // V8 reports a cut-off document either as "Unexpected end" or as an error at its last offset.
-    const truncated = /end of JSON input/.test(message) || (position !== undefined && Number(position) >= text.trimEnd().length);
+    const truncated = /end of JSON input/.test(message) || (position !== undefined && Number(position) >= text.replace(/[ \t\n\r]+$/, '').length);
     if (truncated) throw new JobFileError(source, `position ${text.length}`, `JSON ends too early (truncated file?): ${message}`);
     throw new JobFileError(source, position === undefined ? '(document)' : `position ${position}`, `is not valid JSON: ${message}`);
   }

@@ -142,13 +142,13 @@ export class JsonObjectSplitter {
           for (; i < limit; i++) {
             const b = buf[i] as number;
             if (inString) {
-              if (escaped) escaped = false;
-              else if (b === 0x5c) escaped = true;
-              else if (b === 0x22) inString = false;
-              else if (b === NL) {
+              // A newline ends the line even right after a backslash: JSON has no escaped raw newline.
+              if (b === NL) {
                 broken = 'line ends inside a string';
                 break;
-              }
+              } else if (escaped) escaped = false;
+              else if (b === 0x5c) escaped = true;
+              else if (b === 0x22) inString = false;
             } else if (b === 0x22) inString = true;
             else if (b === 0x7b || b === 0x5b) depth++;
             else if (b === 0x7d || b === 0x5d) {

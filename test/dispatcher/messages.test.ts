@@ -124,3 +124,28 @@ t.test('poison: every reason names what is wrong', async (t) => {
   // Progress 0 is valid (Synnefo's tests: 0, -1, 'a').
   t.ok(decode({ type: 'image-copy-progress', instance: 'snf-1', event_time: [1, 0], progress: 0 }).ok);
 });
+
+t.test('found by fuzzing: a very deep value is refused with a reason, not a stack overflow', async (t) => {
+  const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+  const top = decodeMessage(Buffer.from(deep));
+  t.match(top, { ok: false, reason: /^body is not a JSON object: a deeply nested array$/ });
+  const inType = decodeMessage(Buffer.from(`{"type":${deep}}`));
+  t.match(inType, { ok: false, reason: /^field "type": unknown message type, got a deeply nested array$/ });
+});
+
+t.test('found by fuzzing: an event_time whose microseconds exceed 2^53 is refused (they could not compare exactly)', async (t) => {
+  const net = { type: 'ganeti-net-status', instance: 'snf-1', nics: [] };
+  t.match(decode({ ...net, event_time: [9007199254, 740991] }), { ok: true, message: { eventTime: Number.MAX_SAFE_INTEGER } });
+  t.match(decode({ ...net, event_time: [9007199254, 740992] }), { ok: false, reason: /^field "event_time": must be at most 2\^53 - 1 microseconds, got \[9007199254,740992\]$/ });
+  t.match(decode({ ...net, event_time: [Number.MAX_SAFE_INTEGER, 0] }), { ok: false, reason: /^field "event_time": must be at most 2\^53/ });
+});
+
+t.test('found by fuzzing: a log entry that is not a Feedback line (remote-import) does not dead-letter the op status', async (t) => {
+  const op = { type: 'ganeti-op-status', instance: 'snf-1', operation: 'OP_INSTANCE_CREATE', status: 'running', event_time: [1, 2], jobId: 1, cluster: 'c' };
+  const remoteImport = { x509_ca: 'abc', disks: [['192.0.2.1', 1234, 'magic']] };
+  t.match(decode({ ...op, logmsg: remoteImport }), { ok: true, message: { logmsg: JSON.stringify(remoteImport) } }, 'kept as its JSON text');
+  t.match(decode({ ...op, logmsg: 5 }), { ok: true, message: { logmsg: '5' } });
+  t.match(decode({ ...op, logmsg: '' }), { ok: true, message: { logmsg: null } });
+  const deep = decodeMessage(Buffer.from(JSON.stringify(op).replace('}', `,"logmsg":${'['.repeat(20_000)}${']'.repeat(20_000)}}`)));
+  t.match(deep, { ok: false, reason: /^field "logmsg": expected a string or a JSON value of sane depth, got a deeply nested array$/ });
+});

@@ -133,3 +133,10 @@ t.test('EOF inside an object is reported; a last object without a newline is kep
   s.push(Buffer.from('{"a":1}\nxx\n'));
   t.same(s.stats, { objects: 1, errors: 1, bytes: 11 });
 });
+
+t.test('a backslash right before a newline does not carry an object into the next line (found by fuzzing)', async (t) => {
+  for (const size of [Infinity, 1, 4]) {
+    const items = split('{"a":"x\\\n{"ok":1}\n', size);
+    t.match(items, [{ kind: 'error', reason: /line ends inside a string/, line: 1, offset: 0 }, { kind: 'object', value: { ok: 1 }, line: 2 }], `size ${size}`);
+  }
+});

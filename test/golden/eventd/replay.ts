@@ -36,12 +36,19 @@ export function fixtureJobs(): IndexFile['jobs'] {
   return (JSON.parse(readFileSync(join(FIXTURES, 'index.json'), 'utf8')) as IndexFile).jobs;
 }
 
-export function replayJob(entry: IndexFile['jobs'][number], ctx: BuildContext = GOLDEN_CONTEXT): GoldenJob {
+/** The bytes of a fixture version as captured; the fuzz tests pass re-serialised versions instead. */
+export const readFixture = (file: string): Buffer => readFileSync(join(FIXTURES, file));
+
+export function replayJob(
+  entry: IndexFile['jobs'][number],
+  ctx: BuildContext = GOLDEN_CONTEXT,
+  read: (file: string) => string | Uint8Array = readFixture,
+): GoldenJob {
   const golden: GoldenJob = { job: entry.job, published: [], notPublished: [] };
   let record: JobRecord | undefined;
   for (const { file } of entry.versions) {
     const version = file.split('/').pop() ?? file;
-    const events = buildOpEvents(parseJobFile(readFileSync(join(FIXTURES, file)), file), ctx);
+    const events = buildOpEvents(parseJobFile(read(file), file), ctx);
     const toPublish = opsToPublish(record, events);
     for (const e of toPublish) {
       const { routingKey, messageId, type, body } = e.message;
