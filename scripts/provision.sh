@@ -20,9 +20,9 @@ command -v man >/dev/null || need_apt+=(man-db)
 command -v adduser >/dev/null || need_apt+=(adduser)
 command -v runuser >/dev/null || need_apt+=(util-linux)
 command -v python3 >/dev/null || need_apt+=(python3)
-# The real-Ganeti e2e test (test/e2e): Ganeti 3.0 itself, socat for its broker relay, curl for the RAPI.
 # The TLS tests make their certificate authority with openssl.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The real-Ganeti e2e test (test/e2e): Ganeti 3.0 itself, socat for its broker relay, curl for the RAPI.
 command -v gnt-cluster >/dev/null || need_apt+=(ganeti)
 command -v socat >/dev/null || need_apt+=(socat)
 command -v curl >/dev/null || need_apt+=(curl)
