@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import amqp from 'amqplib';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from './log.js';
+import { AMQP_HEARTBEAT_SECONDS, withHeartbeat } from './amqp-url.js';
 import { redactText } from './redact.js';
 import { describeConnectError, type AmqpTls } from './tls.js';
 import { APP_ID, CONTENT_TYPE, unpublishableReason, type OutgoingMessage } from './message.js';
@@ -230,7 +231,7 @@ export class Publisher extends EventEmitter {
     this.log = options.log;
     this.appId = options.appId ?? APP_ID;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 1000);
-    this.heartbeatSeconds = options.heartbeatSeconds ?? 10;
+    this.heartbeatSeconds = options.heartbeatSeconds ?? AMQP_HEARTBEAT_SECONDS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.backoff = options.backoff ?? { initialMs: 100, maxMs: 10_000 };
     this.tls = options.tls;
@@ -425,11 +426,6 @@ export class Publisher extends EventEmitter {
     });
   }
 
-  private connectUrl(url: string): string {
-    const u = new URL(url);
-    if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(this.heartbeatSeconds));
-    return u.href;
-  }
 
   /** One attempt: TCP (or TLS), AMQP handshake, confirm channel, topology; all within connectTimeoutMs. */
   private openSession(url: string): Promise<Session> {
@@ -446,7 +442,7 @@ export class Publisher extends EventEmitter {
       for (const [k, v] of Object.entries(this.tls)) if (v !== undefined) socketOptions[k] = v;
     }
     const attempt = (async (): Promise<Session> => {
-      const conn = await amqp.connect(this.connectUrl(url), socketOptions);
+      const conn = await amqp.connect(withHeartbeat(url, this.heartbeatSeconds), socketOptions);
       batchFrameWrites(conn);
       const s: Session = {
         url,

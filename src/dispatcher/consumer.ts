@@ -6,6 +6,7 @@
 // is unavailable the batch in hand stays unacknowledged and is retried with capped backoff; nothing new
 // is taken meanwhile, so consumption pauses and no message loops hot.
 
+import { withHeartbeat } from '../common/amqp-url.js';
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../common/log.js';
 import { redactText } from '../common/redact.js';
@@ -174,7 +175,7 @@ export class Consumer {
   }
 
   private async open(url: string): Promise<void> {
-    const connection = await amqp.connect(url, { ...this.options.tls });
+    const connection = await amqp.connect(withHeartbeat(url), { ...this.options.tls });
     try {
       connection.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
       const channel = await connection.createChannel();
