@@ -6,7 +6,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import amqp from 'amqplib';
-import { dispatcherQueues } from '../../src/common/topology.js';
+import { declareTopology, dispatcherQueues } from '../../src/common/topology.js';
 import { startConsumer } from '../helpers/consumer.js';
 import { createVhost } from '../helpers/vhost.js';
 import { fixtureBytes, fixtureVersions, isWatching, makeDirs, renameJobVersion, startEventd } from '../helpers/eventd.js';
@@ -31,6 +31,9 @@ t.test('fixture replay by rename → the golden messages, with properties, in or
   const probe = await amqp.connect(vhost.url);
   t.teardown(() => probe.close());
   const channel = await probe.createChannel();
+  // eventd says it watches before its publisher has necessarily declared the queues; a passive
+  // check of a queue not declared yet closes the channel. The same declaration is idempotent.
+  await declareTopology(channel, topology);
   const queues = dispatcherQueues(topology).map((q) => q.name);
   const waiting = async () => {
     let n = 0;
