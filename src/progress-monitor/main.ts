@@ -44,7 +44,8 @@ const { flags: argv, positionals } = splitArgv(process.argv.slice(2), monitorSet
 // First the flags alone (defaults for everything else), so that a usage error is told apart from a
 // settings problem.
 try {
-  await loadSettings(monitorSettings, { argv, env: {}, readFile: () => undefined, scriptName: PROGRAM, positional: ['<instance_name>'], version: packageVersion() });
+  // The file is read in the second pass: here it reads as empty, so --settings-file is no error.
+  await loadSettings(monitorSettings, { argv, env: {}, readFile: () => '', scriptName: PROGRAM, positional: ['<instance_name>'], version: packageVersion() });
 } catch (err) {
   echo(`${PROGRAM}: ${(err as Error).message}\n${usage}`);
   process.exit(1);

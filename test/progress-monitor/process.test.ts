@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import type { BuiltPlugins } from '@tapjs/test';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.js';
@@ -134,6 +134,15 @@ t.test('against the shared RabbitMQ', async (t) => {
     await check(t, b, STREAM_B, rb);
     const stderrMsg = consumer.messages.find((m) => (m.body as { subtype?: string }).subtype === 'error');
     t.equal((stderrMsg?.body as { stderr: string }).stderr, 'mount: wrong fs type\nbad superblock\n');
+  });
+
+  await t.test('settings from a file named by --settings-file', async (t) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'snf-monitor-settings-')), 'snf-cyclades-gtools');
+    writeFileSync(file, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o640 });
+    const a = `${topology.prefix}-6`;
+    const r = await runMonitor(['--settings-file', file, a], {}, feedOf(STREAM_A));
+    t.notMatch(r.stderr, /does not exist/, 'the flag is no usage error');
+    await check(t, a, STREAM_A, r);
   });
 
   await t.test('the same streams written one byte at a time', async (t) => {
