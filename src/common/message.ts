@@ -29,14 +29,18 @@ export function splitTime(epochMs: number): SplitTime {
 /** AMQP's short strings (message id, type, routing key) hold at most 255 bytes. */
 export const AMQP_SHORTSTR_BYTES = 255;
 
+/** UTF-8 takes at most 3 bytes per UTF-16 unit, so short text (nearly all) needs no encoding. */
+function fitsShortstr(text: string): boolean {
+  return text.length * 3 <= AMQP_SHORTSTR_BYTES || Buffer.byteLength(text, 'utf8') <= AMQP_SHORTSTR_BYTES;
+}
+
 /**
  * A message id that fits AMQP: ids are built from names (an instance name can be a 253-character
  * host name), and one over 255 bytes cannot be sent at all. A longer id keeps its first 200 bytes
  * and gets a digest of the whole, so it stays deterministic and distinct.
  */
 export function boundedMessageId(id: string): string {
-  // UTF-8 takes at most 3 bytes per UTF-16 unit: short ids (nearly all) need no encoding.
-  if (id.length * 3 <= AMQP_SHORTSTR_BYTES || Buffer.byteLength(id, 'utf8') <= AMQP_SHORTSTR_BYTES) return id;
+  if (fitsShortstr(id)) return id;
   const bytes = Buffer.from(id, 'utf8');
   // A character cut in two decodes as U+FFFD (3 bytes): 200 + 2 + 1 + 32 stays under the limit.
   return `${bytes.subarray(0, 200).toString('utf8')}~${hash('sha256', bytes, 'hex').slice(0, 32)}`;
@@ -44,6 +48,8 @@ export function boundedMessageId(id: string): string {
 
 /** Why the broker could not take this message, or undefined when it can. */
 export function unpublishableReason(msg: Pick<OutgoingMessage, 'messageId' | 'type' | 'routingKey'>): string | undefined {
+  // Runs on every publish: the common case allocates nothing.
+  if (fitsShortstr(msg.messageId) && fitsShortstr(msg.type) && fitsShortstr(msg.routingKey)) return undefined;
   for (const [field, value] of [['message id', msg.messageId], ['type', msg.type], ['routing key', msg.routingKey]] as const) {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > AMQP_SHORTSTR_BYTES) return `its ${field} is ${bytes} bytes long; AMQP allows ${AMQP_SHORTSTR_BYTES} (${JSON.stringify(value.slice(0, 60))}…)`;
