@@ -10,53 +10,30 @@ import amqp from 'amqplib';
 import { connectFirst } from '../../src/dispatcher/admin.js';
 import { declareTopology, type TopologyOptions } from '../../src/common/topology.js';
 import { ROOT, startEventd, type EventdDirs, type RunningEventd } from '../helpers/eventd.js';
+import { JsonLog, type LogLine } from '../helpers/json-log.js';
 import { buildPrograms, ganetiEnv } from '../hooks/build.js';
 import { MASTER, PREFIX, type Delivered, type HookRun, type MonitorRun } from './scenario.js';
 
 const run = promisify(execFile);
 
-export type LogLine = Record<string, unknown>;
+export type { LogLine };
 
 /** A process whose JSON log lines (stdout and stderr) are collected; the shape of RunningEventd. */
 export type RunningProgram = Omit<RunningEventd, 'stderr'>;
 
 export function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv, stdin: 'ignore' | 'pipe' = 'ignore'): RunningProgram {
   const proc = spawn(command, args, { cwd: ROOT, env, stdio: [stdin, 'pipe', 'pipe'] });
-  const lines: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  const collect = (stream: NodeJS.ReadableStream) => {
-    let rest = '';
-    stream.on('data', (chunk: Buffer) => {
-      const parts = (rest + chunk.toString('utf8')).split('\n');
-      rest = parts.pop() ?? '';
-      // The monitor's stderr also carries its `[MONITOR] …` echo of the stream: only JSON lines count.
-      for (const p of parts) if (p.startsWith('{')) lines.push(JSON.parse(p) as LogLine);
-      for (const w of [...waiters]) w();
-    });
-  };
-  collect(proc.stdout!);
-  collect(proc.stderr!);
+  const log = new JsonLog();
+  // The monitor's stderr also carries its `[MONITOR] …` echo of the stream: only JSON lines count.
+  log.follow(proc.stdout!, 'skip');
+  log.follow(proc.stderr!, 'skip');
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     proc,
-    lines,
+    lines: log.lines,
     exited,
     waitForLog(pred, timeoutMs = 60_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(pred);
-          if (!found) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve(found);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`log line not seen within ${timeoutMs} ms; last lines:\n${lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return log.waitFor(pred, timeoutMs, { timeout: () => `log line not seen within ${timeoutMs} ms; last lines:\n${log.tail()}` });
     },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import { JsonLog } from '../helpers/json-log.js';
 import { startPrivateRabbit, type PrivateRabbit } from '../helpers/rabbit.js';
 import { openState, project, type DispatcherState } from './state.js';
 
@@ -72,9 +73,8 @@ function run(file: string, args: string[], timeoutMs = 120_000, env: NodeJS.Proc
 
 /** A daemon of the project, its JSON log lines kept in memory and in a file. */
 export class Program {
-  readonly lines: Record<string, unknown>[] = [];
   readonly exited: Promise<number | string>;
-  private readonly waiters = new Set<() => void>();
+  private readonly log = new JsonLog();
 
   constructor(
     readonly name: string,
@@ -82,61 +82,36 @@ export class Program {
     logFile: string,
   ) {
     const file = createWriteStream(logFile, { flags: 'a' });
-    let rest = '';
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      file.write(chunk);
-      const parts = (rest + chunk.toString('utf8')).split('\n');
-      rest = parts.pop() ?? '';
-      for (const p of parts) {
-        try {
-          this.lines.push(JSON.parse(p) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ unparsed: p });
-        }
-      }
-      for (const w of this.waiters) w();
-    });
+    proc.stdout?.on('data', (chunk: Buffer) => file.write(chunk));
     proc.stderr?.on('data', (chunk: Buffer) => file.write(chunk));
+    if (proc.stdout) this.log.follow(proc.stdout);
     this.exited = new Promise((r) =>
       proc.on('exit', (code, signal) => {
         file.end();
         r(code ?? signal ?? -1);
       }),
     );
+    // A wait for a line gives up once the program has exited.
+    void this.exited.then(() => this.log.recheck());
+  }
+
+  get lines(): readonly Record<string, unknown>[] {
+    return this.log.lines;
   }
 
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  waitForLog(pred: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-    return new Promise((res, rej) => {
-      const check = () => {
-        if (this.lines.some(pred)) {
-          this.waiters.delete(check);
-          clearTimeout(timer);
-          res();
-        } else if (!this.running) {
-          this.waiters.delete(check);
-          clearTimeout(timer);
-          rej(new Error(`${this.name} exited before logging ${what}; last lines:\n${this.tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        rej(new Error(`${this.name} did not log ${what} within ${timeoutMs} ms; last lines:\n${this.tail()}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-      void this.exited.then(check);
-      check();
+  async waitForLog(pred: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+    await this.log.waitFor(pred, timeoutMs, {
+      timeout: () => `${this.name} did not log ${what} within ${timeoutMs} ms; last lines:\n${this.tail()}`,
+      gaveUp: () => (this.running ? undefined : `${this.name} exited before logging ${what}; last lines:\n${this.tail()}`),
     });
   }
 
   tail(n = 10): string {
-    return this.lines
-      .slice(-n)
-      .map((l) => JSON.stringify(l))
-      .join('\n');
+    return this.log.tail(n);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<number | string> {

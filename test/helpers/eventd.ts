@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JsonLog } from './json-log.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'ganeti-3.0');
@@ -101,48 +102,18 @@ export function startEventd(dirs: EventdDirs, url: string, extra: string[] = [],
     ...extra,
   ];
   const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
+  const log = new JsonLog();
+  log.follow(proc.stdout!);
   const stderr: string[] = [];
-  const waiters = new Set<() => void>();
-  let buffered = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ unparsed: line });
-      }
-    }
-    for (const w of waiters) w();
-  });
   proc.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     proc,
-    lines,
+    lines: log.lines,
     stderr,
     exited,
     waitForLog(pred, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(pred);
-          if (found) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`log line not seen within ${timeoutMs} ms; last lines:\n${lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return log.waitFor(pred, timeoutMs, { timeout: () => `log line not seen within ${timeoutMs} ms; last lines:\n${log.tail()}\nstderr: ${stderr.join('')}` });
     },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
