@@ -57,6 +57,9 @@ export class PublisherClosedError extends Error {
 
 type JobState = 'waiting' | 'inflight' | 'delayed' | 'done';
 
+/** What send() calls back: `err` undefined once the broker confirmed the message with this id. */
+export type SentCallback = (err: Error | undefined, messageId: string) => void;
+
 interface Job {
   /** Acceptance order, so that close() returns messages in the order they were given. */
   seq: number;
@@ -66,9 +69,8 @@ interface Job {
    */
   msg: Omit<OutgoingMessage, 'body'>;
   content: Buffer;
-  props: Options.Publish;
-  resolve: () => void;
-  reject: (err: Error) => void;
+  /** Called once: without an error on the broker's confirm, with one when the message is given up. */
+  done: SentCallback;
   state: JobState;
   /** Broker failures (nack, return) so far; drives the retry backoff. */
   failures: number;
@@ -93,6 +95,10 @@ interface Session {
   installedAt: number;
   dead: boolean;
   error?: Error;
+  /** Writes what was published so far to the socket now (see batchFrameWrites); undefined: amqplib's schedule. */
+  writeNow: (() => void) | undefined;
+  /** A writeNow is queued for the end of the current turn. */
+  writeQueued: boolean;
 }
 
 /** A FIFO that can also put items back at its front (for retries), O(1) at both ends. */
@@ -155,16 +161,20 @@ const noop = (): void => {};
  * amqplib writes every frame (three per message) to the socket as it goes, one system call each.
  * Corking the socket around its muxer's write loop sends all the frames of one turn of the event
  * loop in one writev: measured in bench/eventd, socket writes were the largest single cost of a
- * burst (~19 µs per frame). It reaches into amqplib's internals (`connection.muxer`,
- * `connection.stream`), so it checks they are there and leaves the connection alone otherwise.
+ * burst (~19 µs per frame). The muxer runs that loop on a setImmediate after each publish; the
+ * returned function runs it at once, so that a caller can send what a turn published as soon as the
+ * turn ends instead of after every other callback queued for the next one (bench/eventd: the
+ * outbox record's append used to go first). It reaches into amqplib's internals
+ * (`connection.muxer`, `connection.stream`), so it checks they are there and leaves the connection
+ * alone otherwise (then it returns undefined and amqplib's own schedule applies).
  */
-function batchFrameWrites(conn: ChannelModel): void {
+function batchFrameWrites(conn: ChannelModel): (() => void) | undefined {
   const inner = (conn as unknown as { connection?: { muxer?: { _readIncoming?: () => void }; stream?: { cork?: () => void; uncork?: () => void } } }).connection;
   const muxer = inner?.muxer;
   const stream = inner?.stream;
   const readIncoming = muxer?._readIncoming;
-  if (!muxer || !stream?.cork || !stream.uncork || typeof readIncoming !== 'function') return;
-  muxer._readIncoming = function corked(this: unknown) {
+  if (!muxer || !stream?.cork || !stream.uncork || typeof readIncoming !== 'function') return undefined;
+  const corked = function corked(this: unknown) {
     stream.cork!();
     try {
       readIncoming.call(muxer);
@@ -172,6 +182,8 @@ function batchFrameWrites(conn: ChannelModel): void {
       stream.uncork!();
     }
   };
+  muxer._readIncoming = corked;
+  return () => corked.call(muxer);
 }
 
 /** The message a job stands for, body included (parsed back from what was serialized). */
@@ -274,43 +286,40 @@ export class Publisher extends EventEmitter {
    * after close() began; with the JSON error when the body cannot be serialized.
    */
   publish(msg: OutgoingMessage): Promise<void> {
-    if (this.closing) return Promise.reject(new PublisherClosedError('publisher is closed'));
+    return new Promise<void>((resolve, reject) => this.send(msg, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * publish() with a callback instead of a promise, for a caller sending thousands of messages a
+   * second: one shared callback per caller instead of a promise and its reactions per message, which
+   * would otherwise live in memory until the confirm. `done` may be called before send() returns
+   * (a message that cannot be serialized or published, or a closed publisher).
+   */
+  send(msg: OutgoingMessage, done: SentCallback): void {
+    if (this.closing) return done(new PublisherClosedError('publisher is closed'), msg.messageId);
     // Refused here: amqplib would throw while encoding it, which looks like a lost connection, and the
     // message would be retried forever ahead of everything behind it.
     const unpublishable = unpublishableReason(msg);
-    if (unpublishable) return Promise.reject(new UnpublishableMessageError(`message ${msg.messageId.slice(0, 80)} cannot be published: ${unpublishable}`));
+    if (unpublishable) return done(new UnpublishableMessageError(`message ${msg.messageId.slice(0, 80)} cannot be published: ${unpublishable}`), msg.messageId);
     let content: Buffer;
     try {
       content = Buffer.from(JSON.stringify(msg.body));
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return done(err instanceof Error ? err : new Error(String(err)), msg.messageId);
     }
-    const props: Options.Publish = {
-      persistent: true,
-      mandatory: true,
-      messageId: msg.messageId,
-      timestamp: Math.floor(msg.timestampMs / 1000),
-      type: msg.type,
-      appId: this.appId,
-      contentType: CONTENT_TYPE,
+    const job: Job = {
+      seq: this.nextSeq++,
+      msg: { messageId: msg.messageId, routingKey: msg.routingKey, type: msg.type, timestampMs: msg.timestampMs },
+      content,
+      done,
+      state: 'waiting',
+      failures: 0,
+      returned: false,
     };
-    return new Promise<void>((resolve, reject) => {
-      const job: Job = {
-        seq: this.nextSeq++,
-        msg: { messageId: msg.messageId, routingKey: msg.routingKey, type: msg.type, timestampMs: msg.timestampMs },
-        content,
-        props,
-        resolve,
-        reject,
-        state: 'waiting',
-        failures: 0,
-        returned: false,
-      };
-      this.pending++;
-      this.waiting.push(job);
-      this.emit('published', job.msg);
-      this.pump();
-    });
+    this.pending++;
+    this.waiting.push(job);
+    this.emit('published', job.msg);
+    this.pump();
   }
 
   /**
@@ -365,7 +374,7 @@ export class Publisher extends EventEmitter {
     const err = new PublisherClosedError();
     for (const job of left) {
       job.state = 'done';
-      job.reject(err);
+      this.callBack(job, err);
     }
     if (left.length > 0) this.log.warn({ unconfirmed: left.length }, 'publisher closed with unconfirmed messages');
     else this.log.info('publisher closed');
@@ -443,7 +452,7 @@ export class Publisher extends EventEmitter {
     }
     const attempt = (async (): Promise<Session> => {
       const conn = await amqp.connect(withHeartbeat(url, this.heartbeatSeconds), socketOptions);
-      batchFrameWrites(conn);
+      const writeNow = batchFrameWrites(conn);
       const s: Session = {
         url,
         redacted,
@@ -455,6 +464,8 @@ export class Publisher extends EventEmitter {
         installed: false,
         installedAt: 0,
         dead: false,
+        writeNow,
+        writeQueued: false,
       };
       session = s;
       // Listeners from the first moment: an 'error' without a listener would throw, and a close during
@@ -574,6 +585,14 @@ export class Publisher extends EventEmitter {
   private pump(): void {
     const s = this.session;
     if (!s || s.dead || !s.writable) return;
+    if (this.waiting.length > 0 && s.writeNow && !s.writeQueued) {
+      // Everything published in this turn goes out in one write as soon as the turn's code is done.
+      s.writeQueued = true;
+      queueMicrotask(() => {
+        s.writeQueued = false;
+        if (!s.dead) s.writeNow!();
+      });
+    }
     while (s.inFlight.size < this.maxInFlight && this.waiting.length > 0) {
       const job = this.waiting.shift() as Job;
       const tag = s.nextTag++;
@@ -582,7 +601,7 @@ export class Publisher extends EventEmitter {
       job.returned = false;
       let ok: boolean;
       try {
-        ok = s.ch.publish(this.topology.exchange, job.msg.routingKey, job.content, job.props);
+        ok = s.ch.publish(this.topology.exchange, job.msg.routingKey, job.content, this.properties(job));
       } catch (err) {
         // The channel is closing under us; its 'close' will follow, but do not wait for it.
         this.lose(s, err instanceof Error ? err : new Error(String(err)));
@@ -593,6 +612,31 @@ export class Publisher extends EventEmitter {
         return;
       }
     }
+  }
+
+  /** A caller's callback must not break the publisher's bookkeeping (it runs inside amqplib's events). */
+  private callBack(job: Job, err: Error | undefined): void {
+    try {
+      job.done(err, job.msg.messageId);
+    } catch (thrown) {
+      this.log.error({ err: thrown, messageId: job.msg.messageId }, 'a publish callback threw');
+    }
+  }
+
+  /**
+   * The AMQP properties of a job's message, built as it goes out rather than kept with it: thousands
+   * of jobs may wait for their confirm, and every object they hold is copied by each young GC.
+   */
+  private properties(job: Job): Options.Publish {
+    return {
+      persistent: true,
+      mandatory: true,
+      messageId: job.msg.messageId,
+      timestamp: Math.floor(job.msg.timestampMs / 1000),
+      type: job.msg.type,
+      appId: this.appId,
+      contentType: CONTENT_TYPE,
+    };
   }
 
   private onConfirm(s: Session, fields: { deliveryTag: number; multiple: boolean }, acked: boolean): void {
@@ -618,7 +662,7 @@ export class Publisher extends EventEmitter {
     if (acked && !job.returned) {
       job.state = 'done';
       this.pending--;
-      job.resolve();
+      this.callBack(job, undefined);
       this.emit('confirmed', job.msg);
       if (this.pending === 0) for (const done of [...this.idleWaiters]) done();
       return;

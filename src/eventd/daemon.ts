@@ -73,7 +73,7 @@ export class Eventd {
     this.outbox = new Outbox(settings.outboxDir, { log: rootLog.child({ component: 'outbox' }) });
     this.processor = new JobProcessor({
       queueDir: settings.queueDir,
-      publish: (msg) => this.publisher.publish(msg),
+      send: (msg, done) => this.publisher.send(msg, done),
       record: this.record,
       log: rootLog.child({ component: 'jobs' }),
       publishContext: () => (this.master && this.view.cluster ? { cluster: this.view.cluster } : undefined),

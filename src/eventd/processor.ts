@@ -8,6 +8,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { OutgoingMessage } from '../common/message.js';
+import { PublisherClosedError, type SentCallback } from '../common/publisher.js';
 import { JobFileError, MAX_JOB_FILE_BYTES, parseJobFile, type GanetiJob } from './jobfile.js';
 import { buildOpEvents } from './opmessages.js';
 import type { PublishedRecord } from './record.js';
@@ -47,7 +48,8 @@ export interface PublishContext {
 
 export interface ProcessorOptions {
   queueDir: string;
-  publish: (msg: OutgoingMessage) => Promise<void>;
+  /** Publisher.send: calls back once the broker confirmed the message (or with an error at shutdown). */
+  send: (msg: OutgoingMessage, done: SentCallback) => void;
   record: PublishedRecord;
   log: Logger;
   /** The cluster to publish for, or undefined while this node must not publish (not master). */
@@ -81,11 +83,16 @@ interface InFlight {
   jobId: number;
   opIndex: number;
   transition: string;
+  noticedAtMs: number;
 }
 
 export class JobProcessor {
   private readonly pending = new Map<number, Pending>();
-  /** What was handed to the publisher per job, confirmed or not: the basis for "changed?". */
+  /**
+   * What was handed to the publisher per job while some of it is unconfirmed: the basis for
+   * "changed?" then. Once all of a job's messages are confirmed the record says the same, and the
+   * entry goes, so this holds only the jobs in flight, not every live job.
+   */
   private readonly sent = new Map<number, JobRecord>();
   /** Identity of the file version last read per job, to skip unchanged files on rescans. */
   private readonly seenVersion = new Map<number, string>();
@@ -159,7 +166,7 @@ export class JobProcessor {
    * are now durable, so they count as published.
    */
   recordHandedOff(messages: OutgoingMessage[]): void {
-    for (const msg of messages) this.confirmed(msg.messageId);
+    for (const msg of messages) this.settled(msg.messageId, true);
   }
 
   private pump(): void {
@@ -274,44 +281,53 @@ export class JobProcessor {
     }
     const base: JobRecord | undefined = this.sent.get(jobId) ?? record.get(jobId);
     const toPublish = opsToPublish(base, events);
-    this.sent.set(jobId, recordAfter(base, toPublish));
     const finished = jobIsFinished(job);
     if (finished) this.finishedJobs.add(jobId);
     if (toPublish.length === 0) {
       if (finished && !this.unconfirmedPerJob.has(jobId)) this.finishJob(jobId);
       return;
     }
+    this.sent.set(jobId, recordAfter(base, toPublish));
     // The record gets an entry before the first confirm, so that its floor cannot pass over a job
     // that is still owed one if eventd dies now.
     record.markSeen(jobId);
     for (const event of toPublish) {
       log.debug({ messageId: event.message.messageId, routingKey: event.message.routingKey }, 'publishing');
-      this.inFlight.set(event.message.messageId, { jobId, opIndex: event.opIndex, transition: event.transition });
+      this.inFlight.set(event.message.messageId, { jobId, opIndex: event.opIndex, transition: event.transition, noticedAtMs });
       this.unconfirmedPerJob.set(jobId, (this.unconfirmedPerJob.get(jobId) ?? 0) + 1);
-      // The callbacks keep only the id: the message itself is the publisher's to hold until confirmed.
-      const messageId = event.message.messageId;
-      this.options.publish(event.message).then(
-        () => {
-          this.confirmed(messageId);
-          this.options.onConfirmed?.(messageId, noticedAtMs);
-        },
-        // Only a shutdown rejects; main hands those messages to the outbox and records them then.
-        () => undefined,
-      );
+      // The message itself is the publisher's to hold until confirmed; this keeps only what it stands for.
+      this.options.send(event.message, this.onSent);
     }
   }
 
-  private confirmed(messageId: string): void {
+  /** One callback for every message, so that a message in flight costs no closure of its own. */
+  private readonly onSent: SentCallback = (err, messageId) => {
+    if (!err) {
+      const entry = this.inFlight.get(messageId);
+      this.settled(messageId, true);
+      if (entry) this.options.onConfirmed?.(messageId, entry.noticedAtMs);
+      return;
+    }
+    // At shutdown: main hands the unconfirmed messages to the outbox and records them then.
+    if (err instanceof PublisherClosedError) return;
+    // Refused whatever is retried (see UnpublishableMessageError): it must not hold a window slot.
+    this.options.log.error({ err, messageId }, 'job message cannot be published; dropped');
+    this.settled(messageId, false);
+  };
+
+  /** A message left the window: confirmed (`published`), or refused for good by the publisher. */
+  private settled(messageId: string, published: boolean): void {
     const entry = this.inFlight.get(messageId);
     if (!entry) return;
     this.inFlight.delete(messageId);
-    this.options.record.markPublished(entry.jobId, entry.opIndex, entry.transition);
+    if (published) this.options.record.markPublished(entry.jobId, entry.opIndex, entry.transition);
     const left = (this.unconfirmedPerJob.get(entry.jobId) ?? 1) - 1;
     if (left > 0) {
       this.unconfirmedPerJob.set(entry.jobId, left);
       return;
     }
     this.unconfirmedPerJob.delete(entry.jobId);
+    this.sent.delete(entry.jobId);
     if (this.finishedJobs.has(entry.jobId)) this.finishJob(entry.jobId);
   }
 

@@ -1,0 +1,77 @@
+// The job processor's bookkeeping between the publisher's callbacks and the durable record: what a
+// confirm records, that a job is not published again once its messages are confirmed (its in-memory
+// "sent" entry goes, the record answers alone), and that a message the publisher refuses for good
+// frees its place in the window without being recorded. Real job files and a real record on disk;
+// the publisher's send() is a stub, the one part that decides when callbacks come.
+
+import t, { type Test } from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/common/log.js';
+import type { OutgoingMessage } from '../../src/common/message.js';
+import { UnpublishableMessageError, type SentCallback } from '../../src/common/publisher.js';
+import { parseJobFile } from '../../src/eventd/jobfile.js';
+import { buildOpEvents } from '../../src/eventd/opmessages.js';
+import { JobProcessor } from '../../src/eventd/processor.js';
+import { PublishedRecord } from '../../src/eventd/record.js';
+import { fixtureBytes, fixtureVersions } from '../helpers/eventd.js';
+
+const CLUSTER = 'cluster1.example.test';
+const acceptsName = () => true;
+
+/** The first recorded version that makes eventd publish, and how many messages it makes. */
+function publishingVersion(): { file: string; job: number; messages: number } {
+  for (const v of fixtureVersions()) {
+    const events = buildOpEvents(parseJobFile(fixtureBytes(v.file), v.file), { cluster: CLUSTER, nowMs: 0, acceptsName });
+    const messages = events.filter((e) => e.kind === 'publish').length;
+    if (messages > 0) return { file: v.file, job: v.job, messages };
+  }
+  throw new Error('no fixture version publishes');
+}
+
+function setup(t: Test, answer: (msg: OutgoingMessage, done: SentCallback) => void) {
+  const root = mkdtempSync(join(tmpdir(), 'processor-'));
+  t.teardown(() => record.close());
+  const version = publishingVersion();
+  writeFileSync(join(root, `job-${version.job}`), fixtureBytes(version.file));
+  const record = new PublishedRecord(join(root, 'state'));
+  const sent: OutgoingMessage[] = [];
+  const processor = new JobProcessor({
+    queueDir: root,
+    send: (msg, done) => {
+      sent.push(msg);
+      answer(msg, done);
+    },
+    record,
+    log: createLogger({ level: 'silent', name: 'test' }),
+    publishContext: () => ({ cluster: CLUSTER }),
+    acceptsName,
+  });
+  return { processor, record, sent, version };
+}
+
+t.test('a confirm records the transition, and the same file read again publishes nothing', async (t) => {
+  const { processor, record, sent, version } = setup(t, (msg, done) => setImmediate(() => done(undefined, msg.messageId)));
+  processor.notify(version.job, { force: true });
+  await processor.idle();
+  t.equal(sent.length, version.messages, 'every publishable op sent once');
+  await new Promise((r) => setImmediate(r));
+  t.equal(processor.unconfirmedCount(), 0, 'nothing left waiting for a confirm');
+  const recorded = record.get(version.job)?.ops.filter((op) => op !== null) ?? [];
+  t.equal(recorded.length, version.messages, 'each confirmed transition is in the record');
+
+  processor.notify(version.job, { force: true });
+  await processor.idle();
+  t.equal(sent.length, version.messages, 'read again after its confirms: nothing new to publish');
+});
+
+t.test('a message refused for good frees its window slot and is not recorded', async (t) => {
+  const { processor, record, sent, version } = setup(t, (msg, done) => done(new UnpublishableMessageError('refused by the test'), msg.messageId));
+  processor.notify(version.job, { force: true });
+  await processor.idle();
+  t.equal(sent.length, version.messages, 'handed to the publisher');
+  t.equal(processor.unconfirmedCount(), 0, 'no window slot held by a message that will never be confirmed');
+  t.notOk(processor.owns(sent[0]!.messageId), 'no longer tracked as in flight');
+  t.same(record.get(version.job)?.ops.filter((op) => op !== null) ?? [], [], 'nothing recorded as published');
+});
