@@ -307,11 +307,20 @@ function decodeBody(body: Body): DispatcherMessage {
   }
 }
 
+/** Refuses invalid UTF-8 instead of decoding it to replacement characters that would reach the database. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Parses and validates one AMQP body. */
 export function decodeMessage(content: Buffer | string): Decoded {
+  let text: string;
+  try {
+    text = typeof content === 'string' ? content : strictUtf8.decode(content);
+  } catch {
+    return { ok: false, reason: 'body is not valid UTF-8 (binary data?)' };
+  }
   let body: unknown;
   try {
-    body = JSON.parse(typeof content === 'string' ? content : content.toString('utf8'));
+    body = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
   }

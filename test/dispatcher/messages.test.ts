@@ -121,6 +121,10 @@ t.test('poison: every reason names what is wrong', async (t) => {
     t.equal(d.ok, false, label);
     if (!d.ok) t.match(d.reason, reason, label);
   }
+  // Well-formed JSON around a byte that is not UTF-8: refused, not stored as a replacement character.
+  const [before, after] = JSON.stringify(op).split('snf-1');
+  const binary = decodeMessage(Buffer.concat([Buffer.from(`${before}snf-`), Buffer.from([0xff]), Buffer.from(`1${after}`)]));
+  t.same(binary, { ok: false, reason: 'body is not valid UTF-8 (binary data?)' }, 'invalid UTF-8 inside a string');
   // Progress 0 is valid (Synnefo's tests: 0, -1, 'a').
   t.ok(decode({ type: 'image-copy-progress', instance: 'snf-1', event_time: [1, 0], progress: 0 }).ok);
 });

@@ -24,7 +24,7 @@ interface JobDoc {
 const bodies = goldenStream().map((m) => m.body);
 const bodyIndex = fc.nat({ max: bodies.length - 1 });
 
-const REASON = /^(body is not JSON: .+|body is not a JSON object: .+|field "([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)": .+, got .+)$/s;
+const REASON = /^(body is not valid UTF-8 \(binary data\?\)|body is not JSON: .+|body is not a JSON object: .+|field "([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)": .+, got .+)$/s;
 
 /** Decodes, failing the property if anything is thrown; a refusal must read as REASON. */
 function decode(content: Buffer | string): Decoded {
