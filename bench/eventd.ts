@@ -11,11 +11,9 @@ import { linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
-import { declareTopology, dispatcherQueues, routingPrefix } from '../src/common/topology.js';
-import { parseJobFile } from '../src/eventd/jobfile.js';
-import { buildOpEvents } from '../src/eventd/opmessages.js';
+import { declareTopology, dispatcherQueues } from '../src/common/topology.js';
 import { createVhost } from '../test/helpers/vhost.js';
-import { fixtureBytes, fixtureVersions, makeDirs, ROOT, type EventdDirs } from '../test/helpers/eventd.js';
+import { fixtureBytes, fixtureVersions, freshJobVersions, makeDirs, relabelJob, ROOT, type EventdDirs, type FreshJobVersion } from '../test/helpers/eventd.js';
 import { median, percentile, report } from './stats.js';
 
 const VERSIONS = Number(process.env.BENCH_EVENTD_VERSIONS ?? 20_200);
@@ -26,37 +24,6 @@ const LATENCY_SAMPLES = Number(process.env.BENCH_EVENTD_LATENCY ?? 1500);
 const SAMPLE_PAUSE_MS = 2;
 const topology = { exchange: 'ganeti', prefix: 'snf', queueType: 'classic' as const };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A fixture version re-labelled as another job: only the leading `"id"` changes. */
-function relabel(bytes: Buffer, id: number): Buffer {
-  return Buffer.from(bytes.toString('utf8').replace(/^\{"id": ?\d+/, (m) => m.replace(/\d+$/, String(id))));
-}
-
-/** A fixture version given a fresh job id, with the messages eventd must publish for it. */
-interface Sample {
-  id: number;
-  bytes: Buffer;
-  messages: { messageId: string; routingKey: string; type: string; body: unknown }[];
-}
-
-const CONTEXT = { cluster: 'cluster1.example.test', nowMs: 0, acceptsName: (n: string) => routingPrefix(n) === 'snf' };
-
-/** Every recorded version, each as a new job, repeated until `count` versions; only those that publish when `producing`. */
-function samples(count: number, firstId: number, producing = false): Sample[] {
-  const out: Sample[] = [];
-  const versions = fixtureVersions();
-  for (let i = 0; out.length < count; i++) {
-    const v = versions[i % versions.length]!;
-    const id = firstId + i;
-    const bytes = relabel(fixtureBytes(v.file), id);
-    const messages = buildOpEvents(parseJobFile(bytes, v.file), CONTEXT)
-      .filter((e) => e.kind === 'publish')
-      .map((e) => e.message);
-    if (producing && messages.length === 0) continue;
-    out.push({ id, bytes, messages });
-  }
-  return out;
-}
 
 /** The node options on a script's `#!` line, so that the daemon runs as installed (BENCH_EVENTD_NODE_FLAGS overrides). */
 function shebangNodeFlags(script: string): string[] {
@@ -114,6 +81,16 @@ function cpuMs(pid: number): number {
   // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 of proc(5).
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Resolves once a process used less than 10 ms of CPU in half a second. */
+async function untilIdle(pid: number): Promise<void> {
+  for (let before = cpuMs(pid); ; ) {
+    await sleep(500);
+    const now = cpuMs(pid);
+    if (now - before < 10) return;
+    before = now;
+  }
 }
 
 function peakRssMb(pid: number): number {
@@ -265,7 +242,7 @@ interface BurstResult {
  */
 async function replayBurst(
   dirs: EventdDirs,
-  burst: Sample[],
+  burst: FreshJobVersion[],
   queued: Queued,
   eventdPid: number,
 ): Promise<BurstResult> {
@@ -304,7 +281,7 @@ async function startWarmEventd(url: string, queued: Queued): Promise<WarmEventd>
   const dirs = makeDirs(root);
   const eventd = startEventdProcess(dirs, url);
   await eventd.watching;
-  await replayBurst(dirs, samples(WARMUP_VERSIONS, 50_000), queued, eventd.proc.pid!);
+  await replayBurst(dirs, freshJobVersions(WARMUP_VERSIONS, 50_000), queued, eventd.proc.pid!);
   await purge(url);
   return { root, dirs, proc: eventd.proc };
 }
@@ -312,7 +289,7 @@ async function startWarmEventd(url: string, queued: Queued): Promise<WarmEventd>
 async function throughputAndLatency(url: string): Promise<void> {
   const queued = await queuedCounter(url);
   // The floor is warmed up the same way.
-  const floorWarm = samples(WARMUP_VERSIONS, 50_000).flatMap((s) => s.messages);
+  const floorWarm = freshJobVersions(WARMUP_VERSIONS, 50_000).flatMap((s) => s.messages);
   await floorPipelined(url, floorWarm);
   await purge(url);
 
@@ -331,8 +308,11 @@ async function throughputAndLatency(url: string): Promise<void> {
       rmSync(eventd.root, { recursive: true, force: true });
     }
     eventd = await startWarmEventd(url, queued);
-    const burst = samples(VERSIONS, 100_000);
+    const burst = freshJobVersions(VERSIONS, 100_000);
     const result = await replayBurst(eventd.dirs, burst, queued, eventd.proc.pid!);
+    // A burst this size makes eventd rescan once it is over (it may have overflowed inotify's
+    // queue): the floor runs after that, on a machine where eventd is idle again.
+    await untilIdle(eventd.proc.pid!);
     await purge(url);
     const floor = await floorPipelined(url, burst.flatMap((s) => s.messages));
     await purge(url);
@@ -348,7 +328,7 @@ async function throughputAndLatency(url: string): Promise<void> {
   // file is done before the clock starts (creating a file here costs ~0.3 ms, more than eventd's part).
   await sleep(500);
   const latencies: number[] = [];
-  for (const s of samples(LATENCY_SAMPLES, 900_000, true)) {
+  for (const s of freshJobVersions(LATENCY_SAMPLES, 900_000, true)) {
     const temp = join(dirs.queueDir, `job-${s.id}-4242-1.tmp`);
     writeFileSync(temp, s.bytes);
     await sleep(SAMPLE_PAUSE_MS);
@@ -413,7 +393,7 @@ async function startup(url: string): Promise<void> {
   for (let i = 0; i < 5000; i++) {
     const v = versions[i % versions.length]!;
     const id = 100_001 + i;
-    writeFileSync(join(dirs.queueDir, `job-${id}`), relabel(fixtureBytes(v.file), id));
+    writeFileSync(join(dirs.queueDir, `job-${id}`), relabelJob(fixtureBytes(v.file), id));
   }
   const first = startEventdProcess(dirs, url);
   const firstWatching = await first.watching;

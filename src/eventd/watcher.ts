@@ -5,6 +5,12 @@
 // (`gnt-cluster destroy` / `init`): in both cases, and on any watcher error, the owner is asked to
 // rescan, and the watch is re-established on the new directory by itself.
 //
+// Node cannot say that inotify overflowed: libuv drops the kernel's IN_Q_OVERFLOW event (it names
+// no watch). An overflow happens only when the kernel queue filled up (max_queued_events, 16,384 by
+// default) before eventd read it, and eventd then receives that many events at once; so a check
+// interval that brought at least half that many events is taken as one that may have overflowed,
+// and the owner is asked to rescan once the burst is over.
+//
 // Two watchers, each for what it does best:
 // - job renames come from a plain `fs.watch` (inotify) on the queue directory: it reports each
 //   name with no further I/O. chokidar is not used for them because on every event in a directory it
@@ -14,7 +20,7 @@
 // - chokidar watches the directory that holds the queue (one entry: the queue directory itself), to
 //   notice at once that the queue directory was deleted or created again.
 
-import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
+import { readFileSync, watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
@@ -29,6 +35,28 @@ export interface QueueWatcherOptions {
   onRescan: (reason: string) => void;
   /** How often to check that the watched directory is still the same one. */
   checkIntervalMs?: number;
+  /** Events in one check interval that may mean an overflow; default half of the kernel's max_queued_events. */
+  overflowSuspectEvents?: number;
+}
+
+/** The kernel's inotify queue length (events), or its usual default when it cannot be read. */
+export function inotifyQueueLength(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : 16384;
+  } catch {
+    return 16384;
+  }
+}
+
+/**
+ * After each check interval: an interval with `events` at or above `threshold` makes an overflow
+ * suspected; the first quieter interval after that asks for the rescan (a rescan in the middle of a
+ * burst would read files that are about to change again).
+ */
+export function overflowDecision(suspected: boolean, events: number, threshold: number): { suspected: boolean; rescan: boolean } {
+  if (events >= threshold) return { suspected: true, rescan: false };
+  return { suspected: false, rescan: suspected };
 }
 
 /** Job ids of the `job-N` files directly in a directory; none when it does not exist. */
@@ -87,6 +115,8 @@ export class QueueWatcher {
   private ready: Promise<void> = Promise.resolve();
   /** Checks run one after another, so two can never both install a watch. */
   private checking: Promise<void> = Promise.resolve();
+  private eventsThisInterval = 0;
+  private overflowSuspected = false;
 
   constructor(private readonly options: QueueWatcherOptions) {}
 
@@ -95,7 +125,11 @@ export class QueueWatcher {
     await this.watchParent();
     await this.check();
     // A safety net under the parent watch (which a missing parent directory would disable).
-    this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
+    const overflowThreshold = this.options.overflowSuspectEvents ?? Math.floor(inotifyQueueLength() / 2);
+    this.timer = setInterval(() => {
+      void this.check();
+      this.checkOverflow(overflowThreshold);
+    }, this.options.checkIntervalMs ?? 1000);
     this.timer.unref();
     await this.ready;
   }
@@ -106,6 +140,16 @@ export class QueueWatcher {
     this.watcher?.close();
     this.watcher = undefined;
     await this.parentWatcher?.close();
+  }
+
+  private checkOverflow(threshold: number): void {
+    const events = this.eventsThisInterval;
+    this.eventsThisInterval = 0;
+    const decision = overflowDecision(this.overflowSuspected, events, threshold);
+    this.overflowSuspected = decision.suspected;
+    if (!decision.rescan) return;
+    this.options.log.warn({ queueDir: this.options.queueDir, threshold }, 'a burst of events may have overflowed the inotify queue; rescanning');
+    this.options.onRescan('inotify may have overflowed');
   }
 
   /** Re-creates the watch when the directory appeared, vanished or was replaced by a new one. */
@@ -143,6 +187,7 @@ export class QueueWatcher {
     const { queueDir, log, onJob } = this.options;
     const watcher = fsWatch(queueDir, { persistent: true });
     watcher.on('change', (event, name) => {
+      this.eventsThisInterval++;
       const id = typeof name === 'string' ? jobIdFromName(name) : undefined;
       if (id !== undefined) onJob(id, Date.now());
       // The directory itself deleted or moved away (inotify IN_DELETE_SELF / IN_MOVE_SELF).

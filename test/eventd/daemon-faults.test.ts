@@ -6,9 +6,12 @@ import { join } from 'node:path';
 import { startConsumer, type TestConsumer } from '../helpers/consumer.js';
 import { startPrivateRabbit } from '../helpers/rabbit.js';
 import { createVhost } from '../helpers/vhost.js';
+import { dispatcherQueues } from '../../src/common/topology.js';
+import { inotifyQueueLength } from '../../src/eventd/watcher.js';
 import {
   fixtureBytes,
   fixtureVersions,
+  freshJobVersions,
   isWatching,
   makeDirs,
   renameJobVersion,
@@ -191,4 +194,35 @@ t.test('the queue re-created while eventd was down: the new cluster\'s jobs are 
   const final5 = finalIds(new Set([5]))[0];
   await consumer.waitFor((ms) => ms.filter((m) => m.properties.messageId === final5).length >= 2, 10_000);
   t.pass('job 5 of the new cluster published');
+});
+
+t.test('inotify overflows while eventd cannot read: the burst is noticed, a rescan publishes every job', async (t) => {
+  const vhost = await createVhost();
+  t.teardown(() => vhost.remove());
+  const dirs = makeDirs(t.testdir());
+  // No periodic rescan within the test: only the overflow detection can find the jobs inotify dropped.
+  const eventd = startEventd(dirs, vhost.url, ['--heartbeat-interval', '3600', '--rescan-interval', '3600']);
+  t.teardown(() => eventd.stop('SIGKILL'));
+  await eventd.waitForLog(isWatching);
+  const consumer = await startConsumer(vhost.url, topology, { queues: dispatcherQueues(topology).map((q) => q.name) });
+  t.teardown(() => consumer.close());
+
+  // One rename makes two events (moved from the temp name, moved to job-N): renaming as many files as
+  // the kernel queue holds events, while eventd is stopped, overflows it for certain.
+  const jobs = freshJobVersions(inotifyQueueLength(), 10_000, true);
+  const temps = jobs.map((j) => {
+    const temp = join(dirs.queueDir, `job-${j.id}-4242-1.tmp`);
+    writeFileSync(temp, j.bytes);
+    return { temp, target: join(dirs.queueDir, `job-${j.id}`) };
+  });
+  await sleep(1500); // eventd reads the temp files' events before it stops
+  eventd.proc.kill('SIGSTOP');
+  for (const { temp, target } of temps) renameSync(temp, target);
+  eventd.proc.kill('SIGCONT');
+
+  await eventd.waitForLog((l) => l.msg === 'a burst of events may have overflowed the inotify queue; rescanning', 20_000);
+  const expected = jobs.flatMap((j) => j.messages.map((m) => m.messageId));
+  await consumer.waitForCount(expected.length, 60_000).catch(() => undefined);
+  const got = new Set(consumer.ids());
+  t.equal(expected.filter((id) => !got.has(id)).length, 0, `all ${expected.length} messages of ${jobs.length} jobs arrived`);
 });

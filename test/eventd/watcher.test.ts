@@ -1,8 +1,8 @@
 import t from 'tap';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { listArchivedJobIds, listJobIds, QueueWatcher } from '../../src/eventd/watcher.js';
+import { inotifyQueueLength, listArchivedJobIds, listJobIds, overflowDecision, QueueWatcher } from '../../src/eventd/watcher.js';
 
 const log = pino({ level: 'silent' });
 
@@ -70,4 +70,14 @@ t.test('the watch comes back when the queue directory is deleted and created aga
   ganetiWrite(dir, 7, '{}');
   await until(() => seen.includes(7));
   t.pass('events from the new directory arrive');
+});
+
+t.test('overflow suspicion: a burst interval raises it, the first quiet interval asks for the rescan', async (t) => {
+  const threshold = 8192;
+  t.same(overflowDecision(false, 10, threshold), { suspected: false, rescan: false }, 'ordinary traffic');
+  t.same(overflowDecision(false, threshold, threshold), { suspected: true, rescan: false }, 'a burst: suspected, not rescanned in its middle');
+  t.same(overflowDecision(true, threshold * 2, threshold), { suspected: true, rescan: false }, 'the burst goes on');
+  t.same(overflowDecision(true, 0, threshold), { suspected: false, rescan: true }, 'the burst is over: rescan once');
+  t.same(overflowDecision(false, 0, threshold), { suspected: false, rescan: false }, 'and not again');
+  t.equal(inotifyQueueLength(), Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8')), "the kernel's inotify queue length");
 });

@@ -5,6 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OutgoingMessage } from '../../src/common/message.js';
+import { routingPrefix } from '../../src/common/topology.js';
+import { parseJobFile } from '../../src/eventd/jobfile.js';
+import { buildOpEvents } from '../../src/eventd/opmessages.js';
 import { JsonLog } from './json-log.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,6 +71,41 @@ export function fixtureVersions(): FixtureVersion[] {
 }
 
 export const fixtureBytes = (file: string): Buffer => readFileSync(join(FIXTURES, file));
+
+/** A fixture version re-labelled as another job: only the leading `"id"` changes. */
+export function relabelJob(bytes: Buffer, id: number): Buffer {
+  return Buffer.from(bytes.toString('utf8').replace(/^\{"id": ?\d+/, (m) => m.replace(/\d+$/, String(id))));
+}
+
+/** A fixture version given a fresh job id, with the messages eventd must publish for it. */
+export interface FreshJobVersion {
+  id: number;
+  bytes: Buffer;
+  messages: OutgoingMessage[];
+}
+
+/** What makeDirs' eventd publishes for: its cluster, and the default `snf` prefix. */
+const PUBLISH_CONTEXT = { cluster: 'cluster1.example.test', nowMs: 0, acceptsName: (n: string) => routingPrefix(n) === 'snf' };
+
+/**
+ * Every recorded version, each as a new job numbered from `firstId`, repeated until `count` versions;
+ * only those that make eventd publish when `producing`.
+ */
+export function freshJobVersions(count: number, firstId: number, producing = false): FreshJobVersion[] {
+  const out: FreshJobVersion[] = [];
+  const versions = fixtureVersions();
+  for (let i = 0; out.length < count; i++) {
+    const v = versions[i % versions.length]!;
+    const id = firstId + i;
+    const bytes = relabelJob(fixtureBytes(v.file), id);
+    const messages = buildOpEvents(parseJobFile(bytes, v.file), PUBLISH_CONTEXT)
+      .filter((e) => e.kind === 'publish')
+      .map((e) => e.message);
+    if (producing && messages.length === 0) continue;
+    out.push({ id, bytes, messages });
+  }
+  return out;
+}
 
 export interface RunningEventd {
   proc: ChildProcess;
