@@ -310,8 +310,7 @@ async function throughputAndLatency(url: string): Promise<void> {
     eventd = await startWarmEventd(url, queued);
     const burst = freshJobVersions(VERSIONS, 100_000);
     const result = await replayBurst(eventd.dirs, burst, queued, eventd.proc.pid!);
-    // A burst this size makes eventd rescan once it is over (it may have overflowed inotify's
-    // queue): the floor runs after that, on a machine where eventd is idle again.
+    // The floor runs on a machine where eventd is idle again (done with its records and logs).
     await untilIdle(eventd.proc.pid!);
     await purge(url);
     const floor = await floorPipelined(url, burst.flatMap((s) => s.messages));
