@@ -72,7 +72,7 @@ t.test('the watch comes back when the queue directory is deleted and created aga
   t.pass('events from the new directory arrive');
 });
 
-t.test('overflow suspicion: a turn with half the kernel queue's events raises it, the first quiet interval asks for the rescan', async (t) => {
+t.test("overflow suspicion: a turn with half the kernel queue's events raises it, the first quiet interval asks for the rescan", async (t) => {
   const threshold = 8192;
   t.same(overflowDecision(false, 10, threshold), { suspected: false, rescan: false }, 'ordinary traffic');
   t.same(overflowDecision(false, threshold, threshold), { suspected: true, rescan: false }, 'a burst: suspected, not rescanned in its middle');
