@@ -155,8 +155,6 @@ function shuffled<T>(items: readonly T[]): T[] {
 
 const errorText = (err: unknown): string => redactText(err instanceof Error ? err.message : String(err));
 
-const noop = (): void => {};
-
 /**
  * amqplib writes every frame (three per message) to the socket as it goes, one system call each.
  * Corking the socket around its muxer's write loop sends all the frames of one turn of the event
@@ -164,7 +162,7 @@ const noop = (): void => {};
  * burst (~19 µs per frame). The muxer runs that loop on a setImmediate after each publish; the
  * returned function runs it at once, so that a caller can send what a turn published as soon as the
  * turn ends instead of after every other callback queued for the next one (bench/eventd: the
- * outbox record's append used to go first). It reaches into amqplib's internals
+ * append to eventd's published record used to go first). It reaches into amqplib's internals
  * (`connection.muxer`, `connection.stream`), so it checks they are there and leaves the connection
  * alone otherwise (then it returns undefined and amqplib's own schedule applies).
  */

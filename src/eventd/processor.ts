@@ -303,8 +303,7 @@ export class JobProcessor {
   /** One callback for every message, so that a message in flight costs no closure of its own. */
   private readonly onSent: SentCallback = (err, messageId) => {
     if (!err) {
-      const entry = this.inFlight.get(messageId);
-      this.settled(messageId, true);
+      const entry = this.settled(messageId, true);
       if (entry) this.options.onConfirmed?.(messageId, entry.noticedAtMs);
       return;
     }
@@ -315,20 +314,24 @@ export class JobProcessor {
     this.settled(messageId, false);
   };
 
-  /** A message left the window: confirmed (`published`), or refused for good by the publisher. */
-  private settled(messageId: string, published: boolean): void {
+  /**
+   * A message left the window: confirmed (`published`), or refused for good by the publisher.
+   * Returns what it stood for, undefined when it was not this processor's (or already settled).
+   */
+  private settled(messageId: string, published: boolean): InFlight | undefined {
     const entry = this.inFlight.get(messageId);
-    if (!entry) return;
+    if (!entry) return undefined;
     this.inFlight.delete(messageId);
     if (published) this.options.record.markPublished(entry.jobId, entry.opIndex, entry.transition);
     const left = (this.unconfirmedPerJob.get(entry.jobId) ?? 1) - 1;
     if (left > 0) {
       this.unconfirmedPerJob.set(entry.jobId, left);
-      return;
+      return entry;
     }
     this.unconfirmedPerJob.delete(entry.jobId);
     this.sent.delete(entry.jobId);
     if (this.finishedJobs.has(entry.jobId)) this.finishJob(entry.jobId);
+    return entry;
   }
 
   private finishJob(jobId: number): void {

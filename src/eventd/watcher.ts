@@ -37,8 +37,6 @@ export interface QueueWatcherOptions {
   onRescan: (reason: string) => void;
   /** How often to check that the watched directory is still the same one. */
   checkIntervalMs?: number;
-  /** Events in one event-loop turn that may mean an overflow; default half of the kernel's max_queued_events. */
-  overflowSuspectEvents?: number;
 }
 
 /** The kernel's inotify queue length (events), or its usual default when it cannot be read. */
@@ -129,7 +127,8 @@ export class QueueWatcher {
     await this.watchParent();
     await this.check();
     // A safety net under the parent watch (which a missing parent directory would disable).
-    const overflowThreshold = this.options.overflowSuspectEvents ?? Math.floor(inotifyQueueLength() / 2);
+    // Events in one turn that may mean an overflow: half the kernel's queue.
+    const overflowThreshold = Math.floor(inotifyQueueLength() / 2);
     this.timer = setInterval(() => {
       void this.check();
       this.checkOverflow(overflowThreshold);

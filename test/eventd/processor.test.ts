@@ -11,30 +11,21 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.js';
 import type { OutgoingMessage } from '../../src/common/message.js';
 import { UnpublishableMessageError, type SentCallback } from '../../src/common/publisher.js';
-import { parseJobFile } from '../../src/eventd/jobfile.js';
-import { buildOpEvents } from '../../src/eventd/opmessages.js';
+import { routingPrefix } from '../../src/common/topology.js';
 import { JobProcessor } from '../../src/eventd/processor.js';
 import { PublishedRecord } from '../../src/eventd/record.js';
-import { fixtureBytes, fixtureVersions } from '../helpers/eventd.js';
+import { freshJobVersions } from '../helpers/eventd.js';
 
+// What freshJobVersions computed its messages for.
 const CLUSTER = 'cluster1.example.test';
-const acceptsName = () => true;
-
-/** The first recorded version that makes eventd publish, and how many messages it makes. */
-function publishingVersion(): { file: string; job: number; messages: number } {
-  for (const v of fixtureVersions()) {
-    const events = buildOpEvents(parseJobFile(fixtureBytes(v.file), v.file), { cluster: CLUSTER, nowMs: 0, acceptsName });
-    const messages = events.filter((e) => e.kind === 'publish').length;
-    if (messages > 0) return { file: v.file, job: v.job, messages };
-  }
-  throw new Error('no fixture version publishes');
-}
+const acceptsName = (name: string) => routingPrefix(name) === 'snf';
 
 function setup(t: Test, answer: (msg: OutgoingMessage, done: SentCallback) => void) {
   const root = mkdtempSync(join(tmpdir(), 'processor-'));
   t.teardown(() => record.close());
-  const version = publishingVersion();
-  writeFileSync(join(root, `job-${version.job}`), fixtureBytes(version.file));
+  // The first recorded version that makes eventd publish, under a fresh job id.
+  const version = freshJobVersions(1, 1, true)[0]!;
+  writeFileSync(join(root, `job-${version.id}`), version.bytes);
   const record = new PublishedRecord(join(root, 'state'));
   const sent: OutgoingMessage[] = [];
   const processor = new JobProcessor({
@@ -53,25 +44,25 @@ function setup(t: Test, answer: (msg: OutgoingMessage, done: SentCallback) => vo
 
 t.test('a confirm records the transition, and the same file read again publishes nothing', async (t) => {
   const { processor, record, sent, version } = setup(t, (msg, done) => setImmediate(() => done(undefined, msg.messageId)));
-  processor.notify(version.job, { force: true });
+  processor.notify(version.id, { force: true });
   await processor.idle();
-  t.equal(sent.length, version.messages, 'every publishable op sent once');
+  t.same(sent.map((m) => m.messageId), version.messages.map((m) => m.messageId), 'every publishable op sent once');
   await new Promise((r) => setImmediate(r));
   t.equal(processor.unconfirmedCount(), 0, 'nothing left waiting for a confirm');
-  const recorded = record.get(version.job)?.ops.filter((op) => op !== null) ?? [];
-  t.equal(recorded.length, version.messages, 'each confirmed transition is in the record');
+  const recorded = record.get(version.id)?.ops.filter((op) => op !== null) ?? [];
+  t.equal(recorded.length, version.messages.length, 'each confirmed transition is in the record');
 
-  processor.notify(version.job, { force: true });
+  processor.notify(version.id, { force: true });
   await processor.idle();
-  t.equal(sent.length, version.messages, 'read again after its confirms: nothing new to publish');
+  t.equal(sent.length, version.messages.length, 'read again after its confirms: nothing new to publish');
 });
 
 t.test('a message refused for good frees its window slot and is not recorded', async (t) => {
   const { processor, record, sent, version } = setup(t, (msg, done) => done(new UnpublishableMessageError('refused by the test'), msg.messageId));
-  processor.notify(version.job, { force: true });
+  processor.notify(version.id, { force: true });
   await processor.idle();
-  t.equal(sent.length, version.messages, 'handed to the publisher');
+  t.equal(sent.length, version.messages.length, 'handed to the publisher');
   t.equal(processor.unconfirmedCount(), 0, 'no window slot held by a message that will never be confirmed');
   t.notOk(processor.owns(sent[0]!.messageId), 'no longer tracked as in flight');
-  t.same(record.get(version.job)?.ops.filter((op) => op !== null) ?? [], [], 'nothing recorded as published');
+  t.same(record.get(version.id)?.ops.filter((op) => op !== null) ?? [], [], 'nothing recorded as published');
 });
