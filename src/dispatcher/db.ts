@@ -76,9 +76,32 @@ export function openDatabase(url: string, options: DatabaseOptions = DEFAULT_DAT
   };
 }
 
-/** Brings the schema up to date. Several dispatchers may start at once: knex's lock serializes them. */
+const MIGRATIONS: Knex.MigratorConfig = { migrationSource, tableName: 'dispatcher_migrations' };
+
+/** pg_advisory_xact_lock's key for the dispatcher's migrations (any constant no other program here uses). */
+const MIGRATION_LOCK_KEY = 0x736e6664; // "snfd"
+
+/**
+ * Brings the schema up to date. On PostgreSQL several dispatchers may start at once, and knex
+ * alone does not serialize them: it creates its bookkeeping tables with "exists? create" (two
+ * first starts both create, and one fails on "already exists"), and its lock fails at once rather
+ * than waits when another process holds it. So the migrations run while this session holds a
+ * PostgreSQL advisory lock, which the others wait for (a minute at most) and which the server
+ * releases if the holder dies. Holding it, any lock knex's own table still shows was left by a
+ * dispatcher that died while migrating, and is cleared.
+ */
 export async function migrate(db: Database): Promise<void> {
-  await db.knex.migrate.latest({ migrationSource, tableName: 'dispatcher_migrations' });
+  if (db.dialect !== 'postgres') {
+    await db.knex.migrate.latest(MIGRATIONS);
+    return;
+  }
+  await db.knex.transaction(async (trx) => {
+    await trx.raw("SET LOCAL lock_timeout = '60s'");
+    await trx.raw('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+    // knex runs the migrations on other connections of the pool; the lock stays with this one.
+    await db.knex.migrate.forceFreeMigrationsLock(MIGRATIONS);
+    await db.knex.migrate.latest(MIGRATIONS);
+  });
 }
 
 const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);

@@ -7,7 +7,7 @@ import { settleBatch, type Delivery } from '../../src/dispatcher/consumer.js';
 import { migrate, openDatabase } from '../../src/dispatcher/db.js';
 import { decodeMessage, type DispatcherMessage } from '../../src/dispatcher/messages.js';
 import { Store } from '../../src/dispatcher/store.js';
-import { DB_KINDS, openScratch, scratchDir, snapshot } from '../fixtures/dispatcher/helpers.js';
+import { DB_KINDS, openScratch, scratchDir, scratchPostgres, snapshot } from '../fixtures/dispatcher/helpers.js';
 import { goldenStream, prng, shuffle, syntheticStream, type StreamMessage } from '../fixtures/dispatcher/stream.js';
 
 const decodeAll = (messages: readonly StreamMessage[]): DispatcherMessage[] =>
@@ -207,4 +207,28 @@ t.test('settleBatch: a locked SQLite database means retry, and nothing is half a
   await other.destroy();
   t.same(await db.knex('virtual_machines').select(), []);
   t.match(await settleBatch(store, [delivery]), [{ kind: 'ack', result: 'applied' }], 'applied once the lock is gone');
+});
+
+t.test('migrate: dispatchers starting together on a new PostgreSQL database all get the schema', async (t) => {
+  // knex creates its bookkeeping tables with "exists? create": without care, two first starts at
+  // once both create, and the loser fails on PostgreSQL's "already exists".
+  for (let round = 0; round < 5; round++) {
+    const url = await scratchPostgres(t);
+    const dbs = Array.from({ length: 4 }, () => openDatabase(url));
+    t.teardown(() => Promise.all(dbs.map((db) => db.knex.destroy())));
+    const results = await Promise.allSettled(dbs.map((db) => migrate(db)));
+    t.same(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], `round ${round}: every migrate succeeded`);
+    t.ok(await dbs[0]!.knex.schema.hasTable('virtual_machines'), `round ${round}: the schema is there`);
+  }
+});
+
+t.test('migrate: a migration lock left by a dispatcher that died while migrating does not block the next start', async (t) => {
+  const url = await scratchPostgres(t);
+  const db = openDatabase(url);
+  t.teardown(() => db.knex.destroy());
+  await migrate(db);
+  // What knex leaves behind when its process dies between taking its lock and releasing it.
+  await db.knex('dispatcher_migrations_lock').update({ is_locked: 1 });
+  await migrate(db);
+  t.same(await db.knex('dispatcher_migrations_lock').pluck('is_locked'), [0], 'the stale lock is cleared and released');
 });
